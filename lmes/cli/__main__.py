@@ -1,0 +1,5 @@
+import sys
+
+from lmes.cli import main
+
+sys.exit(main())

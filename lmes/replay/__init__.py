@@ -1,0 +1,1 @@
+"""lmes/replay"""
