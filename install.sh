@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  libvirt-dev pkg-config gcc libc6-dev binutils busybox-static cpio iproute2 util-linux
+  libvirt-dev pkg-config gcc libc6-dev binutils iproute2 util-linux
   postgresql chromium python3-venv
 )
 
