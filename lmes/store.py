@@ -24,18 +24,13 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Programm
 from lmes.domain.instance import Instance, instance_id_for
 from lmes.domain.migration import Migration
 from lmes.errors import UserError
+from lmes.home import lmes_home
 
 T = TypeVar("T", bound=Aggregate)
 
-DEFAULT_HOME = "lmes-data"
 SQLITE_FILE = "lmes.sqlite"
 MAX_CONFLICT_RETRIES = 50
 PAGE = 1000
-
-
-def lmes_home() -> Path:
-    """The user's data folder: `$LMES_HOME`, else `./lmes-data/`."""
-    return Path(os.environ.get("LMES_HOME") or DEFAULT_HOME)
 
 
 def default_store_url() -> str:

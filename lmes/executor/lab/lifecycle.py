@@ -24,6 +24,7 @@ from lmes.executor.lab.daemon import HostLayout
 from lmes.executor.lab.guest import build_guest_kernel
 from lmes.executor.lab.hosts import Capacity, HostConfig, load_hosts_document, render_hosts
 from lmes.executor.lab.libvirt_client import libvirt_module
+from lmes.home import lmes_home
 
 DEFAULT_HOST_COUNT = 2
 MAX_HOST_COUNT = 64
@@ -88,8 +89,7 @@ class HostStatus:
 
 def lab_dir(home: Path | str | None = None) -> Path:
     """`<LMES_HOME>/lab`, with LMES_HOME defaulting to ./lmes-data (made absolute)."""
-    base = Path(home or os.environ.get("LMES_HOME") or "lmes-data")
-    return base.resolve() / "lab"
+    return (Path(home) if home else lmes_home()).resolve() / "lab"
 
 
 def host_name(index: int) -> str:
