@@ -1,0 +1,485 @@
+"""Nova's live-migration log messages, recognised by shape, as typed `Marker`s with their numbers.
+
+The templates are Nova's own format strings (openstack/nova, Liberty 12.0.0 to 2026.1 33.x,
+`nova/compute/{api,manager}.py`, `nova/conductor/tasks/live_migrate.py`,
+`nova/virt/libvirt/{driver,migration}.py`), with the placeholders renamed to the `Marker` field
+they fill, plus the older (Essex–Kilo) and vendor wordings that differ. Each template becomes a
+regex programmatically: literal text escaped, runs of spaces made tolerant, `%(x)d ms` matching
+both `46 ms` and `46ms`. Matching ignores the logger, because JSON and syslog forms carry it
+differently and several messages moved between modules across releases.
+
+Recognition is cheap by design: the message's first word selects the few templates that can
+match, and only those run a regex.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, fields
+
+MARKER_KINDS = (
+    "api_accepted",
+    "force_complete_requested",
+    "abort_requested",
+    "scheduler_selected",
+    "host_skipped",
+    "conductor_failed",
+    "precheck_failed",
+    "check_destination",
+    "check_source",
+    "pre_live_migration_start",
+    "pre_live_migration_driver_start",
+    "creating_instance_dir",
+    "checking_images",
+    "connecting_volumes",
+    "plugging_vifs",
+    "plug_vifs_retry",
+    "pre_live_migration_driver_done",
+    "pre_live_migration_result",
+    "pre_live_migration_took",
+    "pre_live_migration_failed",
+    "vif_plug_timeout",
+    "vif_events_timeout",
+    "vifs_received_continue",
+    "ports_binding",
+    "live_migration_data",
+    "monitor_started",
+    "migrate_api_invoked",
+    "migrate_api_completed",
+    "operation_thread_running",
+    "migration_not_running_yet",
+    "operation_thread_finished",
+    "downtime_increased",
+    "downtime_increase_failed",
+    "downtime_steps_listed",
+    "downtime_unchanged",
+    "downtime_no_step",
+    "progress",
+    "watermark",
+    "stuck",
+    "completion_timeout",
+    "postcopy_switch",
+    "postcopy_switch_failed",
+    "postcopy_already_switched",
+    "pause_failed",
+    "resume_failed",
+    "lifecycle",
+    "job_type_fixed",
+    "job_state_inferred",
+    "unexpected_job_type",
+    "operation_completed",
+    "operation_aborted",
+    "operation_cancelled",
+    "live_migration_failure",
+    "driver_failed",
+    "monitor_error",
+    "abort_failed",
+    "monitor_done",
+    "post_live_migration_source",
+    "post_live_migration_dest",
+    "migration_finished",
+    "post_dest_failed",
+    "rollback",
+    "queued_cancelled",
+    "queued_cancel_failed",
+    "rollback_network_cleanup_failed",
+    "reset_on_startup",
+    "submit_refused",
+)
+
+LIFECYCLE_STATES = (
+    "Started",
+    "Stopped",
+    "Paused",
+    "Resumed",
+    "Suspended",
+    "Postcopy started",
+    "Migration completed",
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Marker:
+    """A recognised phase message. Only the fields its template carries are set."""
+
+    kind: str
+    host: str | None = None
+    """Destination (api_accepted, took, failed-at, finished, ...), skipped or selected host."""
+    reason: str | None = None
+    """Error text or skip reason, as logged."""
+    data: str | None = None
+    """The free-form payload: migrate_data repr, instance directory, events, inferred outcome."""
+    migration_id: str | None = None
+    state: str | None = None
+    """Lifecycle state (one of LIFECYCLE_STATES), or the domain state behind job_state_inferred."""
+    job_type: int | None = None
+    downtime_ms: int | None = None
+    elapsed_s: float | None = None
+    duration_s: float | None = None
+    """pre_live_migration_took: seconds taken; stuck: seconds without progress; watermark:
+    seconds since the low watermark last moved."""
+    steps: tuple[tuple[int, int], ...] | None = None
+    """The downtime ramp as (seconds, downtime ms) pairs."""
+    memory_remaining_percent: int | None = None
+    memory_processed_bytes: int | None = None
+    memory_remaining_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_remaining_percent: int | None = None
+    disk_processed_bytes: int | None = None
+    disk_remaining_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    data_remaining_bytes: int | None = None
+    watermark_bytes: int | None = None
+    bandwidth_mib_s: int | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+
+
+_MARKER_FIELDS = {f.name for f in fields(Marker)}
+
+_FINISHED: dict[str, object] = {"data": "finished"}
+
+# (kind, template, constant fields). Placeholders are named after Marker fields.
+_CATALOGUE: tuple[tuple[str, str, dict[str, object]], ...] = (
+    ("api_accepted", "Going to try to live migrate instance to %(host)s", {}),
+    ("force_complete_requested", "Going to try to force live migration to complete", {}),
+    ("abort_requested", "Going to cancel live migration %(migration_id)s", {}),
+    ("scheduler_selected", "Selected host: %(host)s", {}),
+    ("host_skipped", "Skipping host: %(host)s because: %(reason)s", {}),
+    (
+        "conductor_failed",
+        "Migration of instance %(data)s to host %(host)s unexpectedly failed.",
+        {},
+    ),
+    (
+        "precheck_failed",
+        "Unexpected exception received from conductor during pre-live-migration checks "
+        "'%(reason)s'",
+        {},
+    ),
+    ("precheck_failed", "Migration pre-check failed: %(reason)s", {}),
+    ("check_destination", "destination check data is %(data)s", {}),
+    ("check_source", "source check data is %(data)s", {}),
+    ("pre_live_migration_start", "pre_live_migration data is %(data)s", {}),
+    ("pre_live_migration_driver_start", "migrate_data in pre_live_migration: %(data)s", {}),
+    ("creating_instance_dir", "Creating instance directory: %(data)s", {}),
+    (
+        "checking_images",
+        "Checking to make sure images and backing files are present before live migration.",
+        {},
+    ),
+    ("connecting_volumes", "Connecting volumes before live migration.", {}),
+    ("plugging_vifs", "Plugging VIFs before live migration.", {}),
+    (
+        "plugging_vifs",
+        "Plugging VIFs using destination host port bindings before live migration.",
+        {},
+    ),
+    (
+        "plug_vifs_retry",
+        "plug_vifs() failed %(attempt)d.Retry up to %(max_attempts)d for %(host)s.",
+        {},
+    ),
+    ("plug_vifs_retry", "plug_vifs() failed %(attempt)d. Retry up to %(max_attempts)d.", {}),
+    ("pre_live_migration_driver_done", "driver pre_live_migration data is %(data)s", {}),
+    ("pre_live_migration_result", "pre_live_migration result data is %(data)s", {}),
+    (
+        "pre_live_migration_took",
+        "Took %(duration_s)0.2f seconds for pre_live_migration on destination host %(host)s.",
+        {},
+    ),
+    ("pre_live_migration_failed", "Pre live migration failed at %(host)s", {}),
+    (
+        "vif_plug_timeout",
+        "Failed waiting for network virtual interfaces to be plugged on the destination host "
+        "%(host)s.",
+        {},
+    ),
+    ("vif_events_timeout", "Timed out waiting for events: %(data)s", {}),
+    (
+        "vifs_received_continue",
+        "VIF events received, continuing migration with max bandwidth configured: "
+        "%(bandwidth_mib_s)d",
+        {},
+    ),
+    (
+        "vifs_received_continue",
+        "VIFs events received, continuing migration, bandwidth: %(bandwidth_mib_s)d",
+        {},
+    ),
+    ("ports_binding", "Binding ports to destination host: %(host)s", {}),
+    ("ports_binding", "Start binding ports on destination host: %(host)s", {}),
+    ("live_migration_data", "live_migration data is %(data)s", {}),
+    ("monitor_started", "Starting monitoring of live migration", {}),
+    ("migrate_api_invoked", "About to invoke the migrate API", {}),
+    ("migrate_api_completed", "Migrate API has completed", {}),
+    ("operation_thread_running", "Operation thread is still running", {}),
+    ("migration_not_running_yet", "Migration not running yet", {}),
+    ("operation_thread_finished", "Migration operation thread has finished", {}),
+    (
+        "downtime_increased",
+        "Increasing downtime to %(downtime_ms)d ms after %(elapsed_s)d sec elapsed time",
+        {},
+    ),
+    (
+        "downtime_increase_failed",
+        "Unable to increase max downtime to %(downtime_ms)d ms: %(reason)s",
+        {},
+    ),
+    ("downtime_steps_listed", "Current %(downtime_ms)s elapsed %(elapsed_s)d steps %(steps)s", {}),
+    ("downtime_unchanged", "Downtime does not need to change", {}),
+    ("downtime_no_step", "No current step", {}),
+    (
+        "progress",
+        "Migration running for %(elapsed_s)d secs, memory %(memory_remaining_percent)d%% "
+        "remaining (bytes processed=%(memory_processed_bytes)d, "
+        "remaining=%(memory_remaining_bytes)d, total=%(memory_total_bytes)d); "
+        "disk %(disk_remaining_percent)d%% remaining (bytes processed=%(disk_processed_bytes)d, "
+        "remaining=%(disk_remaining_bytes)d, total=%(disk_total_bytes)d).",
+        {},
+    ),
+    (
+        "progress",
+        "Migration running for %(elapsed_s)d secs, memory %(memory_remaining_percent)d%% "
+        "remaining; (bytes processed=%(memory_processed_bytes)d, "
+        "remaining=%(memory_remaining_bytes)d, total=%(memory_total_bytes)d)",
+        {},
+    ),
+    (
+        "watermark",
+        "Data remaining %(data_remaining_bytes)d bytes, low watermark %(watermark_bytes)d bytes "
+        "%(duration_s)d seconds ago",
+        {},
+    ),
+    ("stuck", "Live migration stuck for %(duration_s)d sec", {}),
+    ("completion_timeout", "Live migration not completed after %(elapsed_s)d sec", {}),
+    ("postcopy_switch", "Switching to post-copy migration mode", {}),
+    ("postcopy_switch_failed", "Failed to switch to post-copy live migration: %(reason)s", {}),
+    (
+        "postcopy_already_switched",
+        "Live-migration %(data)s already switched to post-copy mode.",
+        {},
+    ),
+    ("pause_failed", "Failed to pause instance during live-migration %(reason)s", {}),
+    (
+        "resume_failed",
+        "Failed to resume paused instance before live-migration rollback %(reason)s",
+        {},
+    ),
+    ("lifecycle", "VM %(state)s (Lifecycle Event)", {}),
+    ("job_type_fixed", "Fixed incorrect job type to be %(job_type)d", {}),
+    (
+        "job_state_inferred",
+        "VM is shutoff, migration finished",
+        {"state": "shutoff", "data": "finished"},
+    ),
+    (
+        "job_state_inferred",
+        "VM is missing, migration finished",
+        {"state": "missing", "data": "finished"},
+    ),
+    (
+        "job_state_inferred",
+        "VM running on src, migration failed",
+        {"state": "running on source", "data": "failed"},
+    ),
+    ("job_state_inferred", "Error %(reason)s, migration failed", {"data": "failed"}),
+    ("unexpected_job_type", "Unexpected migration job type: %(job_type)d", {}),
+    ("operation_completed", "Migration operation has completed", {}),
+    ("operation_aborted", "Migration operation has aborted", {}),
+    ("operation_cancelled", "Migration operation was cancelled", {}),
+    ("live_migration_failure", "Live Migration failure: %(reason)s", {}),
+    ("driver_failed", "Live migration failed.", {}),
+    ("monitor_error", "Error monitoring migration: %(reason)s", {}),
+    ("abort_failed", "Failed to abort migration %(reason)s", {}),
+    ("abort_failed", "Failed to cancel migration %(reason)s", {}),
+    ("abort_failed", "Failed to abort live-migration", {}),
+    ("abort_failed", "Error occured when trying to abort live %(reason)s", {}),
+    ("abort_failed", "Error occurred when trying to abort live %(reason)s", {}),
+    ("monitor_done", "Live migration monitoring is all done", {}),
+    ("post_live_migration_source", "_post_live_migration() is started..", {}),
+    ("post_live_migration_source", "post_live_migration() is started..", {}),
+    ("post_live_migration_dest", "Post operation of migration started", {}),
+    ("migration_finished", "Migrating instance to %(host)s finished successfully.", {}),
+    ("post_dest_failed", "Post live migration at destination %(host)s failed", {}),
+    (
+        "post_dest_failed",
+        "Unexpected error during post live migration at destination host.",
+        {},
+    ),
+    ("rollback", "Migration %(migration_id)s aborted by another process, rollback.", {}),
+    ("queued_cancelled", "Successfully cancelled queued live migration.", {}),
+    ("queued_cancel_failed", "Unable to cancel live migration.", {}),
+    (
+        "rollback_network_cleanup_failed",
+        "Network cleanup failed for destination host %(host)s during live migration rollback. "
+        "You may need to manually clean up resources in the network service. Error: %(reason)s",
+        {},
+    ),
+    (
+        "rollback_network_cleanup_failed",
+        "An error occurred while cleaning up networking during live migration rollback.",
+        {},
+    ),
+    (
+        "reset_on_startup",
+        "Instance found in migrating state during startup. Resetting task_state",
+        {},
+    ),
+    (
+        "submit_refused",
+        "Migration %(migration_id)s failed to submit as the compute service is shutting down.",
+        {},
+    ),
+)
+
+RELEVANT_NEEDLES: tuple[bytes, ...] = (b"igrat", b" downtime to ", b"Lifecycle Event")
+"""Byte strings that a line must contain to possibly matter for live migration. Every template
+above contains one of them, except a few DEBUG messages whose oslo location suffix
+(`_live_migration_monitor .../libvirt/migration.py`, `check_can_live_migrate_source`, ...) or JSON
+`funcname` does, and those the reader reaches from a neighbour: the watermark INFO line right
+after its progress line, the VIF plug timeout through its traceback. Not reached by the
+relevant path: the `plug_vifs() failed` WARNING and the `Binding ports to destination host`
+DEBUG line (logged from `handle_lifecycle_event`) unless they follow a relevant record."""
+
+_PLACEHOLDER = re.compile(r"%\((?P<name>\w+)\)(?:0?\.\d+)?(?P<conversion>[dfs])|%%")
+_NUMBER = {"d": r"-?\d+", "f": r"-?\d+(?:\.\d+)?"}
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """Compile a `%(name)d/%(name)s/%(name)0.2f` template into a regex with named groups.
+
+    Spaces match any run of whitespace; a space right after a number may be absent
+    (`46 ms` and `46ms`); a trailing `%(x)s` takes the rest of the message."""
+    parts = []
+    position = 0
+    after_number = False
+    matches = list(_PLACEHOLDER.finditer(template))
+    for index, match in enumerate(matches):
+        parts.append(_literal(template[position : match.start()], after_number))
+        position = match.end()
+        if match.group(0) == "%%":
+            parts.append("%")
+            after_number = False
+            continue
+        name, conversion = match.group("name", "conversion")
+        if conversion == "s":
+            last = index == len(matches) - 1 and match.end() == len(template)
+            if last and parts[-1].endswith(r"\s+"):
+                parts[-1] = parts[-1][:-3] + r"\s*"  # a stripped message loses that space
+            parts.append(f"(?P<{name}>.*)" if last else f"(?P<{name}>.*?)")
+        else:
+            parts.append(f"(?P<{name}>{_NUMBER[conversion]})")
+        after_number = conversion != "s"
+    parts.append(_literal(template[position:], after_number))
+    return re.compile("".join(parts) + r"\s*$", re.S)
+
+
+def _literal(text: str, after_number: bool) -> str:
+    pieces = [re.escape(word) for word in re.split(r" +", text)]
+    if after_number and text.startswith(" "):
+        return r"\s*" + r"\s+".join(pieces[1:])
+    return r"\s+".join(pieces)
+
+
+def _first_word(text: str) -> str:
+    space = text.find(" ")
+    return text if space < 0 else text[:space]
+
+
+def _build_dispatch() -> dict[str, list[tuple[str, re.Pattern[str], dict[str, object]]]]:
+    dispatch: dict[str, list[tuple[str, re.Pattern[str], dict[str, object]]]] = {}
+    for kind, template, constants in _CATALOGUE:
+        dispatch.setdefault(_first_word(template), []).append(
+            (kind, template_regex(template), constants)
+        )
+    return dispatch
+
+
+_DISPATCH = _build_dispatch()
+
+
+def _fragments_without_needles() -> tuple[bytes, ...]:
+    """For each template without a relevant needle, its longest literal piece as Nova writes
+    it: a line holding none of these nor a needle cannot be a marker (of Nova's own spacing;
+    the recogniser also accepts irregular spacing, which this quick test does not)."""
+    fragments = set()
+    for _, template, _ in _CATALOGUE:
+        encoded = template.encode()
+        if any(needle in encoded for needle in RELEVANT_NEEDLES):
+            continue
+        pieces = _PLACEHOLDER.sub("\0", template).split("\0")
+        fragments.add(max(pieces, key=len).strip().encode())
+    return tuple(sorted(fragments))
+
+
+_FRAGMENTS = _fragments_without_needles()
+
+
+def may_be_marker(line: bytes | bytearray) -> bool:
+    """A cheap test on a raw line: False means `recognise` cannot match its message."""
+    return any(needle in line for needle in RELEVANT_NEEDLES) or any(
+        fragment in line for fragment in _FRAGMENTS
+    )
+
+
+_STEP_LIST = re.compile(r"\[\s*(?:\(\s*-?\d+\s*,\s*-?\d+\s*\)\s*,?\s*)*\]")
+_SELECTED_HOST = re.compile(r"\(\s*'?(?P<host>[^,\s')]+)")
+
+
+def recognise(message: str) -> Marker | None:
+    """The marker a message stands for, or None. `message` is a record's message (without
+    the oslo prefix, context, `[instance: ...]` and DEBUG location suffix)."""
+    text = message.strip()
+    candidates = _DISPATCH.get(_first_word(text))
+    if candidates is None:
+        return None
+    for kind, pattern, constants in candidates:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        values: dict[str, object] = dict(constants)
+        for name, raw in match.groupdict().items():
+            if raw is not None:
+                values[name] = _convert(name, raw.strip())
+        return _refine(kind, values)
+    return None
+
+
+def _convert(name: str, raw: str) -> object:
+    if name == "steps":
+        return _parse_steps(raw)
+    if name == "downtime_ms" and not raw.lstrip("-").isdigit():
+        return None
+    if name in ("elapsed_s", "duration_s"):
+        return float(raw)
+    if name.endswith(("_bytes", "_percent", "_ms", "_mib_s")) or name in (
+        "job_type",
+        "attempt",
+        "max_attempts",
+    ):
+        return int(raw)
+    return raw
+
+
+def _parse_steps(raw: str) -> tuple[tuple[int, int], ...] | None:
+    """Nova logs the ramp as a Python list of (seconds, ms) tuples; a generator object's repr
+    (`<generator object ...>`) or anything else is not a list and gives None."""
+    if not _STEP_LIST.fullmatch(raw):
+        return None
+    try:
+        steps = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    return tuple((int(seconds), int(ms)) for seconds, ms in steps)
+
+
+def _refine(kind: str, values: dict[str, object]) -> Marker:
+    host = values.get("host")
+    if kind == "api_accepted" and host == "another host":
+        values["host"] = None
+    elif kind == "scheduler_selected" and isinstance(host, str):
+        inner = _SELECTED_HOST.search(host)
+        values["host"] = inner.group("host") if inner else host.split()[0]
+    return Marker(kind=kind, **{k: v for k, v in values.items() if k in _MARKER_FIELDS})

@@ -1,0 +1,375 @@
+"""Streaming log reading: files, compressed files, folders, standard input → `Record`s.
+
+Memory stays flat whatever the size: files are read in chunks, and only the record being
+assembled (capped in continuation lines) is held. Two paths share the line parser and the
+record assembly:
+
+* the full path parses every line;
+* the relevant path (`only_relevant=True`) reads binary chunks into one reused buffer, looks
+  for `RELEVANT_NEEDLES` in it with `bytes.find`, and parses only the lines around a hit: the
+  record the hit belongs to (walking back from a traceback line to its head), the lines that
+  continue it, and the records after it while Nova's catalogue recognises them (the watermark
+  line that follows a progress line). A bare oslo line that can be neither is ruled out from
+  its bytes, unparsed. Every other line is still counted, as `filtered_lines`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import UTC, tzinfo
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO
+
+from logs_parsers.hosts import host_from_mapping, host_from_path
+from logs_parsers.line_parser import LineKind, LineParser, ParsedLine, clean_text, service_from_name
+from logs_parsers.nova_catalogue import RELEVANT_NEEDLES, may_be_marker, recognise
+from logs_parsers.records import FileStats, ReadStats, Record
+
+MAX_CONTINUATION_LINES = 2000
+"""Continuation lines kept per record; more are counted and dropped, so that a runaway
+multi-line message cannot grow memory."""
+_WALK_BACK_LINES = 400
+_MAX_LINE_BYTES = 1 << 20
+"""Longer lines (binary files without line ends) are read in pieces of this size, each counted
+as a line, so that memory stays flat."""
+_CHUNK_BYTES = 4 << 20
+_STDIN_NAME = "<stdin>"
+
+
+class LogReader:
+    """Reads nova logs of any shape. `stats` accumulates over every call.
+
+    host_by_path: `{path: host}`; a path may be a file or a folder (applies to all below it).
+    only_relevant: take the fast relevant path (see the module docstring).
+    oslo_timezone: the zone of oslo/JSON times that do not state one (UTC by default).
+    """
+
+    def __init__(
+        self,
+        *,
+        host_by_path: dict[str, str] | None = None,
+        only_relevant: bool = False,
+        oslo_timezone: tzinfo = UTC,
+        chunk_bytes: int = _CHUNK_BYTES,
+    ) -> None:
+        self.stats = ReadStats()
+        self._host_by_path = host_by_path or {}
+        self._only_relevant = only_relevant
+        self._parser = LineParser(oslo_timezone)
+        self._chunk_bytes = chunk_bytes
+
+    def read_paths(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[Record]:
+        """Records of every file named or found (folders recursively, in sorted order);
+        `-` reads standard input. A missing path raises FileNotFoundError before any read."""
+        targets: list[tuple[Path | None, Path | None]] = []
+        for raw in paths:
+            if str(raw) == "-":
+                targets.append((None, None))
+                continue
+            path = Path(raw)
+            if path.is_dir():
+                targets.extend(
+                    (found, path) for found in sorted(path.rglob("*")) if found.is_file()
+                )
+            elif path.exists():
+                targets.append((path, None))
+            else:
+                raise FileNotFoundError(f"no such log file or folder: {path}")
+        for path, walked_from in targets:
+            if path is None:
+                yield from self.read_stream(sys.stdin.buffer, _STDIN_NAME)
+                continue
+            host = host_from_mapping(path, self._host_by_path)
+            default_host = host_from_path(path, walked_from)
+            with open_maybe_compressed(path) as stream:
+                yield from self.read_stream(stream, str(path), host=host, default_host=default_host)
+
+    def read_stream(
+        self,
+        stream: BinaryIO,
+        name: str,
+        host: str | None = None,
+        default_host: str | None = None,
+    ) -> Iterator[Record]:
+        """Records of one binary stream (already decompressed); `name` is each record's
+        `source`. `host` is set on every record; `default_host` only on records whose lines
+        do not name their host."""
+        stats = self.stats.for_source(name)
+        assembler = _Assembler(name, host, default_host, service_from_name(name), stats)
+        try:
+            if self._only_relevant:
+                yield from self._read_relevant(stream, assembler, stats)
+            else:
+                for raw in iter(partial(stream.readline, _MAX_LINE_BYTES), b""):
+                    stats.bytes_read += len(raw)
+                    stats.lines_read += 1
+                    yield from assembler.feed(self._parse_raw(raw))
+        except (EOFError, OSError, zlib.error, lzma.LZMAError) as error:
+            # A compressed file cut short (or unreadable): keep what was read, say why it ended.
+            stats.read_error = f"{type(error).__name__}: {error}"
+        yield from assembler.flush()
+
+    def _parse_raw(self, raw: bytes | bytearray) -> ParsedLine:
+        text, garbage = clean_text(raw)
+        return self._parser.parse(text, garbage)
+
+    def _read_relevant(
+        self, stream: BinaryIO, assembler: _Assembler, stats: FileStats
+    ) -> Iterator[Record]:
+        """Read into one reused buffer (fresh multi-megabyte buffers cost page faults) and
+        scan it up to its last line end; the partial last line moves to the front."""
+        buffer = bytearray(self._chunk_bytes)
+        kept = 0
+        while True:
+            with memoryview(buffer) as view:
+                received = stream.readinto(view[kept:]) or 0
+            stats.bytes_read += received
+            size = kept + received
+            if received == 0:
+                if kept:
+                    final = bytes(buffer[:kept]) + b"\n"
+                    yield from self._scan_buffer(final, len(final), assembler, stats)
+                return
+            end = buffer.rfind(b"\n", kept, size) + 1  # the kept part holds no line end
+            if end == 0:
+                kept = size
+                if size < len(buffer):
+                    continue
+                if size < _MAX_LINE_BYTES:
+                    buffer.extend(bytes(len(buffer)))  # a line longer than the buffer
+                    continue
+                # No line end in a whole megabyte (binary data): scan it as one line.
+                whole = bytes(buffer[:size]) + b"\n"
+                yield from self._scan_buffer(whole, len(whole), assembler, stats)
+                kept = 0
+                continue
+            yield from self._scan_buffer(buffer, end, assembler, stats)
+            kept = size - end
+            buffer[:kept] = buffer[end:size]
+
+    def _scan_buffer(
+        self, buffer: bytes | bytearray, limit: int, assembler: _Assembler, stats: FileStats
+    ) -> Iterator[Record]:
+        """Handle `buffer[:limit]`, whole lines ending with a newline."""
+        hits = sorted(
+            position for needle in RELEVANT_NEEDLES for position in _find_all(buffer, needle, limit)
+        )
+        cursor = 0
+        if assembler.pending is not None:
+            cursor = yield from self._follow(buffer, 0, limit, assembler, stats)
+        for hit in hits:
+            if hit < cursor:
+                continue
+            start, parsed = self._head_start(buffer, hit, cursor)
+            skipped = buffer.count(b"\n", cursor, start)
+            if skipped:
+                yield from assembler.flush()
+                stats.filtered_lines += skipped
+                stats.lines_read += skipped
+                assembler.line_number += skipped
+            stats.lines_read += 1
+            yield from assembler.feed(parsed)
+            cursor = yield from self._follow(
+                buffer, buffer.find(b"\n", start) + 1, limit, assembler, stats
+            )
+        rest = buffer.count(b"\n", cursor, limit)
+        if rest:
+            yield from assembler.flush()
+            stats.filtered_lines += rest
+            stats.lines_read += rest
+            assembler.line_number += rest
+
+    def _head_start(
+        self, buffer: bytes | bytearray, hit: int, floor: int
+    ) -> tuple[int, ParsedLine]:
+        """The line that starts the record a hit belongs to, with that line parsed: the hit's
+        own line, or, for a hit inside a traceback, the record line above it."""
+        start = max(buffer.rfind(b"\n", floor, hit) + 1, floor)
+        parsed = self._parse_raw(buffer[start : buffer.find(b"\n", start) + 1])
+        if parsed.kind is LineKind.HEAD:
+            return start, parsed
+        above = start
+        for _ in range(_WALK_BACK_LINES):
+            if above <= floor:
+                break
+            previous = max(buffer.rfind(b"\n", floor, above - 1) + 1, floor)
+            previous_parsed = self._parse_raw(buffer[previous:above])
+            if previous_parsed.kind is LineKind.HEAD:
+                return previous, previous_parsed
+            above = previous
+        return start, parsed
+
+    def _follow(
+        self,
+        buffer: bytes | bytearray,
+        cursor: int,
+        limit: int,
+        assembler: _Assembler,
+        stats: FileStats,
+    ) -> Iterator[Record]:
+        """Take the lines after a relevant record: its continuations (past blank lines and
+        other programs' lines, as the full path does), and the next records while Nova's
+        catalogue recognises them. Stops at the first other record."""
+        while cursor < limit:
+            end = buffer.find(b"\n", cursor) + 1
+            raw = buffer[cursor:end]
+            if _is_plain_other_record(raw):
+                return cursor
+            parsed = self._parse_raw(raw)
+            if (
+                parsed.kind in (LineKind.HEAD, LineKind.EXCEPTION)
+                and not assembler.continues(parsed)
+                and recognise(parsed.text) is None
+            ):
+                return cursor
+            stats.lines_read += 1
+            yield from assembler.feed(parsed)
+            cursor = end
+        return cursor
+
+
+class _Assembler:
+    """Attaches continuation lines to the record before them and counts every line fed."""
+
+    def __init__(
+        self,
+        source: str,
+        host: str | None,
+        default_host: str | None,
+        service: str | None,
+        stats: FileStats,
+    ):
+        self.source = source
+        self.host = host
+        self.default_host = default_host
+        self.service = service
+        self.stats = stats
+        self.line_number = 0
+        self.pending: Record | None = None
+
+    def continues(self, parsed: ParsedLine) -> bool:
+        pending = self.pending
+        if pending is None:
+            return False
+        if parsed.kind is LineKind.EXCEPTION:
+            record = parsed.record
+            assert record is not None
+            return record.logger == pending.logger and (
+                record.pid is None or pending.pid is None or record.pid == pending.pid
+            )
+        if parsed.kind is LineKind.CONTINUATION:
+            return parsed.pid is None or pending.pid is None or parsed.pid == pending.pid
+        return False
+
+    def feed(self, parsed: ParsedLine) -> Iterator[Record]:
+        self.line_number += 1
+        kind = parsed.kind
+        stats = self.stats
+        if kind is LineKind.BLANK:
+            stats.blank_lines += 1
+        elif kind is LineKind.OTHER_PROGRAM:
+            stats.other_program_lines += 1
+        elif kind is LineKind.GARBAGE:
+            stats.unparseable_lines += 1
+        elif self.continues(parsed):
+            stats.continuation_lines += 1
+            pending = self.pending
+            assert pending is not None
+            if len(pending.traceback) < MAX_CONTINUATION_LINES:
+                pending.traceback.append(parsed.text)
+            else:
+                stats.dropped_continuation_lines += 1
+        elif kind is LineKind.CONTINUATION:
+            stats.unparseable_lines += 1
+        else:
+            yield from self.flush()
+            record = parsed.record
+            assert record is not None
+            record.source = self.source
+            record.line_number = self.line_number
+            if self.host is not None:
+                record.host = self.host
+            elif record.host is None:
+                record.host = self.default_host
+            if record.service is None:
+                record.service = self.service
+            self.pending = record
+
+    def flush(self) -> Iterator[Record]:
+        if self.pending is not None:
+            self.stats.records += 1
+            yield self.pending
+            self.pending = None
+
+
+_PLAIN_LEVELS = (b" DEBUG ", b" INFO ", b" WARNING ", b" AUDIT ")
+
+
+def _is_plain_other_record(raw: bytes | bytearray) -> bool:
+    """True for a whole bare oslo line (its date, a DEBUG/INFO/WARNING/AUDIT level, a request
+    context) that can neither continue a traceback nor be a marker: decided without parsing."""
+    if not (raw[:4].isdigit() and raw[4:5] == b"-" and raw[10:11] == b" "):
+        return False
+    head = raw[:64]
+    if not any(level in head for level in _PLAIN_LEVELS) or b" [" not in raw[:200]:
+        return False
+    return not may_be_marker(raw)
+
+
+def _find_all(buffer: bytes | bytearray, needle: bytes, limit: int) -> Iterator[int]:
+    position = buffer.find(needle, 0, limit)
+    while position >= 0:
+        yield position
+        position = buffer.find(needle, position + 1, limit)
+
+
+def open_maybe_compressed(path: Path) -> BinaryIO:
+    """Open by content, not name: gzip, bzip2 and xz are recognised by their magic bytes."""
+    with open(path, "rb") as probe:
+        magic = probe.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def read_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    host_by_path: dict[str, str] | None = None,
+    *,
+    only_relevant: bool = False,
+    oslo_timezone: tzinfo = UTC,
+) -> Iterator[Record]:
+    """Records of the given files and folders; use `LogReader` to also get the stats."""
+    reader = LogReader(
+        host_by_path=host_by_path, only_relevant=only_relevant, oslo_timezone=oslo_timezone
+    )
+    return reader.read_paths(paths)
+
+
+def read_stream(
+    stream: BinaryIO,
+    name: str,
+    *,
+    host: str | None = None,
+    only_relevant: bool = False,
+    oslo_timezone: tzinfo = UTC,
+) -> Iterator[Record]:
+    """Records of one binary stream (`sys.stdin.buffer`, an open file, a `gzip.open` object);
+    use `LogReader` to also get the stats."""
+    reader = LogReader(only_relevant=only_relevant, oslo_timezone=oslo_timezone)
+    return reader.read_stream(stream, name, host=host)
+
+
+# The former private name, which lmes.replay.service still imports.
+_open_maybe_compressed = open_maybe_compressed
