@@ -35,7 +35,7 @@ stamp=.venv/.lmes-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "install: Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-  .venv/bin/python -m pip install -q -e ".[libvirt,notebooks,dev]"
+  .venv/bin/python -m pip install -q -e ".[libvirt,notebooks,sweep,dev]"
   .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
   touch "$stamp"
 fi
