@@ -369,7 +369,3 @@ def read_stream(
     use `LogReader` to also get the stats."""
     reader = LogReader(only_relevant=only_relevant, oslo_timezone=oslo_timezone)
     return reader.read_stream(stream, name, host=host)
-
-
-# The former private name, which lmes.replay.service still imports.
-_open_maybe_compressed = open_maybe_compressed

@@ -1,0 +1,220 @@
+"""Which Nova configuration produced a downtime ramp seen in the logs.
+
+Nova logs the ramp it walks in two ways: the whole list (`Current … steps [(0, 46), …]`, DEBUG,
+Newton on) and each step it applies (`Increasing downtime to 46 ms after 0 sec elapsed time`).
+Both are the output of `lmes.domain.policy.downtime_steps`; inverting it tells an operator which
+era of Nova ran the migration (exponential form up to Newton, linear from Ocata), and which
+`live_migration_downtime`, `…_steps` and `…_delay` were configured. Every candidate is checked by
+running the policy function forward, so a reported configuration always reproduces the ramp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from lmes.domain import policy
+from lmes.domain.releases import NEWTON, OCATA
+
+GIB_BYTES = 1024**3
+DEFAULT_DOWNTIME_MS = 500
+DEFAULT_STEPS = 10
+DEFAULT_DELAY_S = 75
+MAX_STEPS_SEARCHED = 40
+MAX_DELAY_SEARCHED_S = 1000
+
+# (form, python 2 integer division) in the order a tie is resolved: the common case first.
+_FORMS = (("exponential", False), ("linear", False), ("linear", True))
+
+ERAS = {
+    "exponential": "Liberty to Newton (Nova 12-14)",
+    "linear": "Ocata or later (Nova 15+)",
+}
+
+
+@dataclass(frozen=True)
+class RampFit:
+    """A configuration that reproduces the observed ramp, and what it implies."""
+
+    ramp_form: str  # "exponential" or "linear"
+    downtime_ms: int
+    steps: int
+    step_spacing_s: int | None  # int(delay * data_gb); None when no step after the first was seen
+    delay_s: int | None
+    data_gb: float | None
+    py2_int_division: bool
+    era: str
+    whole_ramp_seen: bool
+    ambiguous: bool  # another form or step count reproduces what was seen as well
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_ramp(
+    observed: list[tuple[int, int]] | list[list[int]],
+    *,
+    whole_ramp: bool,
+    memory_total_bytes: int | None = None,
+    block_migration: bool | None = None,
+) -> RampFit | None:
+    """The configuration behind `observed` (seconds, ms) steps, or None if none fits.
+
+    `whole_ramp` says `observed` is Nova's full list; otherwise it is the steps applied so far,
+    each at its step mark. `memory_total_bytes` (from the progress lines) pins `data_gb` when
+    the guest's RAM is all Nova counted (no block migration), which separates the delay from
+    the data size in their product, the step spacing.
+    """
+    steps_seen = tuple(sorted({(int(s), int(ms)) for s, ms in observed}))
+    if not steps_seen:
+        return None
+    found = _fit_values(steps_seen, whole_ramp)
+    if found is None:
+        return None
+    (form, py2, downtime_ms, steps, spacing), ambiguous = found
+    delay_s, data_gb = split_spacing(spacing, memory_total_bytes, block_migration)
+    fit = RampFit(
+        ramp_form=form,
+        downtime_ms=downtime_ms,
+        steps=steps,
+        step_spacing_s=spacing,
+        delay_s=delay_s,
+        data_gb=data_gb,
+        py2_int_division=py2,
+        era=ERAS[form],
+        whole_ramp_seen=whole_ramp,
+        ambiguous=ambiguous,
+    )
+    if delay_s is not None and data_gb is not None and not reproduces(fit, steps_seen):
+        return RampFit(**{**asdict(fit), "delay_s": None, "data_gb": None})
+    return fit
+
+
+@lru_cache(maxsize=4096)
+def reproduces(fit: RampFit, observed: tuple[tuple[int, int], ...]) -> bool:
+    """Whether Nova, configured as `fit` says, walks through every observed step."""
+    if fit.delay_s is None or fit.data_gb is None:
+        return False
+    release = NEWTON if fit.ramp_form == "exponential" else OCATA
+    ramp = policy.downtime_steps(
+        fit.downtime_ms,
+        fit.steps,
+        fit.delay_s,
+        fit.data_gb,
+        release,
+        py2_int_division=fit.py2_int_division,
+    )
+    return set(observed) <= set(ramp)
+
+
+def split_spacing(
+    spacing_s: int | None, memory_total_bytes: int | None, block_migration: bool | None
+) -> tuple[int | None, float | None]:
+    """(delay_s, data_gb) whose product Nova truncated to `spacing_s`.
+
+    With the guest's RAM known and no block migration, data_gb is max(RAM GiB, 2) and the delay
+    follows; otherwise the default delay (75 s/GiB) is assumed when it gives a data size Nova
+    could count (at least 2 GiB).
+    """
+    if not spacing_s:
+        return None, None
+    ram_gb = None
+    if memory_total_bytes:
+        ram_gb = max(memory_total_bytes / GIB_BYTES, policy.MINIMUM_DEVICE_GB)
+    if ram_gb is not None and block_migration is not True:
+        if ram_gb == policy.MINIMUM_DEVICE_GB:
+            candidates = [d for d in range(1, MAX_DELAY_SEARCHED_S) if int(d * ram_gb) == spacing_s]
+            if candidates:
+                delay = DEFAULT_DELAY_S if DEFAULT_DELAY_S in candidates else candidates[0]
+                return delay, float(policy.MINIMUM_DEVICE_GB)
+        default_gb = spacing_s / DEFAULT_DELAY_S
+        # libvirt's total includes a little more than the flavor's RAM
+        if ram_gb * 0.9 <= default_gb <= ram_gb * 1.01:
+            return DEFAULT_DELAY_S, round(default_gb, 2)
+        delay = max(1, round(spacing_s / ram_gb))
+        return delay, round(spacing_s / delay, 2)
+    default_gb = spacing_s / DEFAULT_DELAY_S
+    if default_gb >= policy.MINIMUM_DEVICE_GB:
+        return DEFAULT_DELAY_S, round(default_gb, 2)
+    return None, None
+
+
+@lru_cache(maxsize=4096)
+def _fit_values(
+    observed: tuple[tuple[int, int], ...], whole_ramp: bool
+) -> tuple[tuple[str, bool, int, int, int | None], bool] | None:
+    """(form, py2, downtime_ms, steps, spacing_s) reproducing the ms values, and ambiguity."""
+    matches = [
+        (form, py2, downtime_ms, steps, spacing)
+        for form, py2 in _FORMS
+        for downtime_ms, steps in _candidates(observed, whole_ramp, form)
+        if (spacing := _spacing_if_matches(observed, whole_ramp, form, py2, downtime_ms, steps))
+        is not False
+    ]
+    if not matches:
+        return None
+    defaults = [m for m in matches if (m[2], m[3]) == (DEFAULT_DOWNTIME_MS, DEFAULT_STEPS)]
+    best = (defaults or sorted(matches, key=lambda m: m[3]))[0]
+    # py2 integer division lets a few downtimes give one ramp: only form and steps count here
+    distinct = {(m[0], m[3]) for m in matches}
+    return best, len(distinct) > 1
+
+
+def _candidates(
+    observed: tuple[tuple[int, int], ...], whole_ramp: bool, form: str
+) -> list[tuple[int, int]]:
+    """(downtime_ms, steps) pairs worth checking against `observed`."""
+    if whole_ramp:
+        last_ms = observed[-1][1]
+        return [(last_ms + extra, len(observed) - 1) for extra in (0, 1, 2)]
+    first_ms = observed[0][1] if observed[0][0] == 0 else None
+    pairs = []
+    for steps in range(3, MAX_STEPS_SEARCHED + 1):
+        if first_ms is None:
+            low, high = 100, max(ms for _, ms in observed) * 2 + 2
+        elif form == "exponential":
+            low, high = (first_ms - 1) * (steps + 1), first_ms * (steps + 1) + 1
+        else:
+            low, high = first_ms * steps, (first_ms + 1) * steps + 1
+        pairs.extend((d, steps) for d in range(max(low, 100), high))
+    return pairs
+
+
+def _spacing_if_matches(
+    observed: tuple[tuple[int, int], ...],
+    whole_ramp: bool,
+    form: str,
+    py2: bool,
+    downtime_ms: int,
+    steps: int,
+) -> int | None | bool:
+    """The step spacing implied if the ramp's ms values fit `observed`; False if they do not."""
+    release = NEWTON if form == "exponential" else OCATA
+    values = [
+        ms
+        for _, ms in policy.downtime_steps(
+            downtime_ms, steps, 10, 1.0, release, py2_int_division=py2
+        )
+    ]
+    if whole_ramp:
+        if [ms for _, ms in observed] != values:
+            return False
+        return observed[1][0] if len(observed) > 1 else None
+    spacing: int | None = None
+    for mark_s, ms in observed:
+        indices = [i for i, value in enumerate(values) if value == ms]
+        if not indices:
+            return False
+        if mark_s == 0:
+            if 0 not in indices:
+                return False
+            continue
+        fitting = [i for i in indices if i and mark_s % i == 0]
+        if spacing is None:
+            if not fitting:
+                return False
+            spacing = mark_s // fitting[0]
+        elif not any(spacing * i == mark_s for i in indices):
+            return False
+    return spacing

@@ -1,0 +1,247 @@
+"""Log files into one time-ordered stream of sightings, in this process or in several.
+
+Each file is read on its own (through `ChatterFilter` and the logs_parsers reader) and the files
+are merged by time, so a migration's lines from every host meet whatever order the files were
+named in. Reading and recognising lines is most of a replay's work and each file's share is
+independent, so with `jobs > 1` the files are split by host between worker processes, which
+send their sightings back in batches; this process merges the workers' streams as it merges
+files. Grouping, rebuilding and storing stay here, in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lmes.errors import UserError
+from lmes.replay.chatter import ChatterFilter
+from lmes.replay.clock import WrapperOffsets
+from lmes.replay.grouping import Sighting
+from logs_parsers.nova_catalogue import Marker, recognise
+from logs_parsers.reader import LogReader, open_maybe_compressed
+from logs_parsers.records import Record
+
+STDIN_NAME = "<stdin>"
+BATCH = 256
+_STEPS_LIST_PREFIX = "Current "
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+_MARKER_FIELDS = tuple(f.name for f in dataclasses.fields(Marker) if f.name != "kind")
+
+# (time, file order, line): how sightings are merged; the order breaks ties deterministically.
+Keyed = tuple[datetime, int, int, Sighting]
+LogFile = tuple[int, str, str | None]  # (order, path or "-", host)
+
+
+class LogSources:
+    """Reads a set of files in this process."""
+
+    def __init__(self, files: list[LogFile], year: int, chunk_bytes: int) -> None:
+        self.files = files
+        self.year = year
+        self.reader = LogReader(only_relevant=True, chunk_bytes=chunk_bytes)
+        self.wrapper_offsets = WrapperOffsets()
+        self.dropped_lines = 0
+        self._filters: list[ChatterFilter] = []
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes taken from the files so far (before the chatter is dropped)."""
+        return sum(f.bytes_read for f in self._filters)
+
+    @property
+    def lines_read(self) -> int:
+        """Every line read, the monitor's chatter dropped before parsing included."""
+        return self.reader.stats.total.lines_read + self.dropped_lines
+
+    def sightings(
+        self, wants_steps_list: Callable[[Record], bool] | None = None
+    ) -> Iterator[Keyed]:
+        """Every file's sightings, merged by time. `wants_steps_list` says whether a repeated
+        `Current … steps [...]` line is still worth recognising."""
+        streams = [
+            self._stream(order, path, host, wants_steps_list) for order, path, host in self.files
+        ]
+        return heapq.merge(*streams)
+
+    def _records(self, path: str, host: str | None) -> Iterator[Record]:
+        if path == "-":
+            stream = ChatterFilter(sys.stdin.buffer)
+            self._filters.append(stream)
+            yield from self.reader.read_stream(stream, STDIN_NAME)
+            self.dropped_lines += stream.dropped_lines
+            return
+        with open_maybe_compressed(Path(path)) as raw:
+            stream = ChatterFilter(raw)
+            self._filters.append(stream)
+            yield from self.reader.read_stream(stream, path, host=host)
+            self.dropped_lines += stream.dropped_lines
+
+    def _stream(
+        self,
+        order: int,
+        path: str,
+        host: str | None,
+        wants_steps_list: Callable[[Record], bool] | None,
+    ) -> Iterator[Keyed]:
+        last_at: datetime | None = None
+        for record in self._records(path, host):
+            at = self._time_of(record)
+            if at is None:
+                at = last_at
+                if at is None:
+                    continue
+            last_at = at
+            marker = None
+            if not (
+                wants_steps_list is not None
+                and record.message.startswith(_STEPS_LIST_PREFIX)
+                and not wants_steps_list(record)
+            ):
+                marker = recognise(record.message)
+            label = record.host or record.source  # two unnamed files must stay two hosts
+            yield at, order, record.line_number, Sighting(at, label, record, marker)
+
+    def _time_of(self, record: Record) -> datetime | None:
+        host = record.host or record.source
+        if record.timestamp is not None:
+            if record.wrapper_time_text and record.wrapper_timestamp is None:
+                self.wrapper_offsets.observe(host, record.wrapper_time_text, record.timestamp)
+            return record.timestamp
+        if record.wrapper_time_text:
+            return self.wrapper_offsets.place(host, record.wrapper_time_text, self.year)
+        return None
+
+
+class ParallelSources:
+    """Reads a set of files in `jobs` worker processes, each a share of the hosts."""
+
+    def __init__(self, files: list[LogFile], year: int, chunk_bytes: int, jobs: int) -> None:
+        self.shares = split_by_host(files, jobs)
+        self.year = year
+        self.chunk_bytes = chunk_bytes
+        self.wrapper_offsets = WrapperOffsets()
+        self._bytes = [0] * len(self.shares)
+        self._lines = [0] * len(self.shares)
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(self._bytes)
+
+    @property
+    def lines_read(self) -> int:
+        return sum(self._lines)
+
+    def sightings(
+        self, wants_steps_list: Callable[[Record], bool] | None = None
+    ) -> Iterator[Keyed]:
+        # fork shares this process's pages with the workers and starts them at once; where
+        # there is no fork, a fresh interpreter does the same work
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        workers = []
+        try:
+            streams = []
+            for index, share in enumerate(self.shares):
+                receiver, sender = context.Pipe(duplex=False)
+                worker = context.Process(
+                    target=_serve, args=(share, self.year, self.chunk_bytes, sender), daemon=True
+                )
+                worker.start()
+                sender.close()
+                workers.append(worker)
+                streams.append(self._receive(index, receiver))
+            yield from heapq.merge(*streams)
+        finally:
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()
+                worker.join()
+
+    def _receive(self, index: int, receiver: Any) -> Iterator[Keyed]:
+        with receiver:
+            while True:
+                try:
+                    kind, *payload = receiver.recv()
+                except EOFError:
+                    raise RuntimeError("a log-reading worker stopped without a word") from None
+                if kind == "batch":
+                    items, self._bytes[index], offsets = payload
+                    self.wrapper_offsets.learn(offsets)
+                    for item in items:
+                        yield _unpack(item)
+                elif kind == "done":
+                    self._lines[index], self._bytes[index] = payload
+                    return
+                else:
+                    raise UserError(payload[0])
+
+
+def _serve(share: list[LogFile], year: int, chunk_bytes: int, sender: Any) -> None:
+    """A worker: read a share of the files and send the sightings back in batches."""
+    sources = LogSources(share, year, chunk_bytes)
+    try:
+        batch: list[tuple[Any, ...]] = []
+        for item in sources.sightings():
+            batch.append(_pack(item))
+            if len(batch) >= BATCH:
+                sender.send(("batch", batch, sources.bytes_read, sources.wrapper_offsets.known()))
+                batch = []
+        sender.send(("batch", batch, sources.bytes_read, sources.wrapper_offsets.known()))
+        sender.send(("done", sources.lines_read, sources.bytes_read))
+    except OSError as exc:
+        sender.send(("error", f"cannot read {exc.filename or 'the logs'}: {exc.strerror or exc}"))
+    finally:
+        sender.close()
+
+
+def _pack(item: Keyed) -> tuple[Any, ...]:
+    """A sighting as plain values: pickle rebuilds slotted dataclasses slowly, tuples fast."""
+    at, order, line, sighting = item
+    record = sighting.record
+    values = tuple(getattr(record, name) for name in _RECORD_FIELDS)
+    marker = sighting.marker
+    packed_marker = None
+    if marker is not None:
+        packed_marker = (
+            marker.kind,
+            {n: v for n in _MARKER_FIELDS if (v := getattr(marker, n)) is not None},
+        )
+    return at, order, line, sighting.host, values, packed_marker
+
+
+def _unpack(packed: tuple[Any, ...]) -> Keyed:
+    at, order, line, host, values, packed_marker = packed
+    marker = None
+    if packed_marker is not None:
+        kind, fields = packed_marker
+        marker = Marker(kind=kind, **fields)
+    return at, order, line, Sighting(at, host, Record(*values), marker)
+
+
+def split_by_host(files: list[LogFile], jobs: int) -> list[list[LogFile]]:
+    """Shares of about equal size, each host's files (its wrapper clock) in one share."""
+    by_host: dict[str, list[LogFile]] = {}
+    for file in files:
+        by_host.setdefault(file[2] or file[1], []).append(file)
+    sizes = {host: sum(_size(path) for _, path, _ in group) for host, group in by_host.items()}
+    shares: list[list[LogFile]] = [[] for _ in range(max(1, min(jobs, len(by_host))))]
+    loads = [0] * len(shares)
+    for host in sorted(by_host, key=lambda h: -sizes[h]):
+        lightest = loads.index(min(loads))
+        shares[lightest].extend(by_host[host])
+        loads[lightest] += sizes[host]
+    return [sorted(share) for share in shares if share]
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
