@@ -13,10 +13,29 @@ import sys
 from lmes.domain.errors import DomainError
 from lmes.errors import UserError
 
-COMMANDS = [
-    "policy",
-    "browse",
-]
+# Each subcommand and the module that registers it. Only the module of the command asked for
+# is imported, so `lmes abort` does not pay for pandas, matplotlib or SimPy.
+COMMANDS = {
+    "demo": "demo",
+    "lab": "lab",
+    "hosts": "hosts",
+    "instances": "instances",
+    "migrate": "migrate",
+    "abort": "control",
+    "force-complete": "control",
+    "recover": "recover",
+    "policy": "policy",
+    "replay": "replay",
+    "list": "browse",
+    "show": "browse",
+    "export": "browse",
+    "simulate": "simulate",
+    "evacuate": "evacuate",
+    "sweep": "sweep",
+    "calibrate": "calibrate",
+    "report": "report",
+    "notebooks": "notebooks",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,17 +45,24 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lmes", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for one command when it is known, else for all of them (help, errors)."""
+    parser = _Parser(
+        prog="lmes",
+        description="VM live migrations as event streams: execute them through libvirt as Nova "
+        "does, replay nova logs, simulate with SimPy. With no command: the bundled demo.",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    for name in COMMANDS:
-        importlib.import_module(f"lmes.cli.{name}").register(sub)
+    modules = [COMMANDS[command]] if command in COMMANDS else dict.fromkeys(COMMANDS.values())
+    for module in modules:
+        importlib.import_module(f"lmes.cli.{module}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else argv
+        parser = build_parser(argv[0] if argv else "demo")
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             from lmes.cli.demo import run as run_demo
