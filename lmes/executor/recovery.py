@@ -39,9 +39,9 @@ from lmes.executor.workflow import (
     clean_destination,
     end_instance_migration,
     finish_completed,
+    finish_rolled_back,
     instance_dir,
     resume_if_paused,
-    rollback_status,
 )
 
 RESTART_REASON = "the executor running this migration died; reset as Nova's compute restart does"
@@ -217,18 +217,14 @@ class Reconciler:
         if outcome.kind is OutcomeKind.COMPLETED:
             self._complete(outcome)
             return "taken over, completed"
-        source = self.cloud.hypervisor(self.source_host)
-        if outcome.guest_paused:
-            resume_if_paused(source, self.instance)
-        cleaned = self._clean_interrupted()
-        self.record(lambda m, at: m.roll_back(cleaned=cleaned, at=at))
-        if outcome.kind is OutcomeKind.CANCELLED:
-            by = outcome.by or "executor"
-            self.record(lambda m, at: m.cancel(by=by, elapsed_s=m.elapsed_s(at), at=at))
-        else:
-            status = rollback_status(self.settings)
-            reason = outcome.reason or "the migration job failed"
-            self.record(lambda m, at: m.fail(phase="running", reason=reason, status=status, at=at))
+        finish_rolled_back(
+            self.record,
+            self.cloud.hypervisor(self.source_host),
+            instance=self.instance,
+            outcome=outcome,
+            clean=self._clean_interrupted,
+            settings=self.settings,
+        )
         return f"taken over, {outcome.kind.value}"
 
     def _wait_for_job_end(self) -> None:

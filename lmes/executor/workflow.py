@@ -484,20 +484,14 @@ class MigrationRun:
 
     def _roll_back(self, outcome: Outcome) -> None:
         """Nova's `_rollback_live_migration`: resume a guest we paused, clean the destination."""
-        source = self.cloud.hypervisor(self.source_host)
-        if outcome.guest_paused:
-            resume_if_paused(source, self.instance)
-        cleaned = self._clean_destination()
-        self.record(lambda m, at: m.roll_back(cleaned=cleaned, at=at))
-        if outcome.kind is OutcomeKind.CANCELLED:
-            by = outcome.by or "executor"
-            self.record(lambda m, at: m.cancel(by=by, elapsed_s=m.elapsed_s(at), at=at))
-            return
-        status = (
-            Status.ERROR if outcome.kind is OutcomeKind.ERROR else rollback_status(self.settings)
+        finish_rolled_back(
+            self.record,
+            self.cloud.hypervisor(self.source_host),
+            instance=self.instance,
+            outcome=outcome,
+            clean=self._clean_destination,
+            settings=self.settings,
         )
-        reason = outcome.reason or "the migration job failed"
-        self.record(lambda m, at: m.fail(phase="running", reason=reason, status=status, at=at))
 
     def _clean_destination(self) -> list[str]:
         """Remove what this migration put on the destination; never the guest's only copy."""
@@ -540,6 +534,30 @@ class MigrationRun:
 
 
 # --------------------------------------------------------------------------- shared endings
+
+
+def finish_rolled_back(
+    record: Recorder,
+    source: Hypervisor,
+    *,
+    instance: str,
+    outcome: Outcome,
+    clean: Callable[[], list[str]],
+    settings: Settings,
+) -> None:
+    """End a job that did not complete: resume a guest force-complete paused, clean the
+    destination, record RolledBack, then `cancelled` or the release's rollback status."""
+    if outcome.guest_paused:
+        resume_if_paused(source, instance)
+    cleaned = clean()
+    record(lambda m, at: m.roll_back(cleaned=cleaned, at=at))
+    if outcome.kind is OutcomeKind.CANCELLED:
+        by = outcome.by or "executor"
+        record(lambda m, at: m.cancel(by=by, elapsed_s=m.elapsed_s(at), at=at))
+        return
+    status = Status.ERROR if outcome.kind is OutcomeKind.ERROR else rollback_status(settings)
+    reason = outcome.reason or "the migration job failed"
+    record(lambda m, at: m.fail(phase="running", reason=reason, status=status, at=at))
 
 
 def resume_if_paused(hypervisor: Hypervisor, name: str) -> bool:
