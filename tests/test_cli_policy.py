@@ -6,22 +6,9 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_lmes
+from tests.seed import SEED_RAMP_JSON as SEED_RAMP
 
 DATA = Path(__file__).resolve().parent / "data"
-
-SEED_RAMP = [
-    [0, 46],
-    [150, 47],
-    [300, 48],
-    [450, 51],
-    [600, 57],
-    [750, 66],
-    [900, 84],
-    [1050, 117],
-    [1200, 179],
-    [1350, 291],
-    [1500, 500],
-]
 
 
 def policy_json(*args: str) -> dict:

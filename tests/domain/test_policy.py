@@ -26,6 +26,7 @@ from lmes.domain.policy import (
     TimeoutVerdict,
 )
 from lmes.domain.releases import Release
+from tests.seed import SEED_RAMP
 
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "nova_vectors.json"
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -37,19 +38,6 @@ ROCKY = Release.parse("rocky")
 STEIN = Release.parse("stein")
 NEWEST = Release.newest()
 
-SEED_RAMP = [
-    (0, 46),
-    (150, 47),
-    (300, 48),
-    (450, 51),
-    (600, 57),
-    (750, 66),
-    (900, 84),
-    (1050, 117),
-    (1200, 179),
-    (1350, 291),
-    (1500, 500),
-]
 
 # The releases whose code each ramp formula is.
 _RELEASE_OF_FORMULA = {"exponential": NEWTON, "linear": NEWEST}

@@ -5,21 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.replay.conftest import SEED, replay_folder
+from tests.seed import SEED_RAMP_JSON as NEWTON_RAMP
 
 INSTANCE = "25a38456-409e-45c3-a878-ad63e052edad"
-NEWTON_RAMP = [
-    [0, 46],
-    [150, 47],
-    [300, 48],
-    [450, 51],
-    [600, 57],
-    [750, 66],
-    [900, 84],
-    [1050, 117],
-    [1200, 179],
-    [1350, 291],
-    [1500, 500],
-]
 
 
 @pytest.fixture(scope="module")
