@@ -198,8 +198,7 @@ class LineParser:
             timestamp = time_text = None
         else:
             time_text, timestamp = self._oslo_time(match)
-        groups = match.groupdict()
-        level = groups["level"]
+        pid, level, logger, rest = match.group("pid", "level", "logger", "rest")
         if level == "WARN":
             level = "WARNING"
         record = Record(
@@ -208,11 +207,11 @@ class LineParser:
             message="",
             timestamp=timestamp,
             time_text=time_text,
-            pid=int(groups["pid"]) if groups["pid"] else None,
+            pid=int(pid) if pid else None,
             level=level,
-            logger=groups["logger"],
+            logger=logger,
         )
-        rest = groups["rest"] or ""
+        rest = rest or ""
         has_context = False
         if rest.startswith("[") and not rest.startswith("[instance:"):
             close = rest.find("]")
@@ -246,9 +245,8 @@ class LineParser:
 
     def _oslo_time(self, match: re.Match[str]) -> tuple[str, datetime | None]:
         date, clock, frac, zone = match.group("date", "clock", "frac", "tz")
-        time_text = match.string[match.start("date") : match.end("tz" if zone else "clock")]
-        if frac and not zone:
-            time_text = match.string[match.start("date") : match.end("frac")]
+        written_to = match.end("tz" if zone else "frac" if frac else "clock")
+        time_text = match.string[match.start("date") : written_to]
         key = f"{date} {clock}{zone or ''}"
         base = self._second_cache.get(key, _MISSING)
         if base is _MISSING:

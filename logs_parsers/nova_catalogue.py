@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 MARKER_KINDS = (
     "api_accepted",
@@ -414,23 +415,28 @@ def _fragments_without_needles() -> tuple[bytes, ...]:
     return tuple(sorted(fragments))
 
 
-_FRAGMENTS = _fragments_without_needles()
+_MAYBE_MARKER = re.compile(
+    b"|".join(re.escape(piece) for piece in RELEVANT_NEEDLES + _fragments_without_needles())
+)
+"""One search for every needle and fragment at once: cheaper than a substring test each."""
 
 
 def may_be_marker(line: bytes | bytearray) -> bool:
     """A cheap test on a raw line: False means `recognise` cannot match its message."""
-    return any(needle in line for needle in RELEVANT_NEEDLES) or any(
-        fragment in line for fragment in _FRAGMENTS
-    )
+    return _MAYBE_MARKER.search(line) is not None
 
 
 _STEP_LIST = re.compile(r"\[\s*(?:\(\s*-?\d+\s*,\s*-?\d+\s*\)\s*,?\s*)*\]")
 _SELECTED_HOST = re.compile(r"\(\s*'?(?P<host>[^,\s')]+)")
 
 
+@lru_cache(maxsize=1024)
 def recognise(message: str) -> Marker | None:
     """The marker a message stands for, or None. `message` is a record's message (without
-    the oslo prefix, context, `[instance: ...]` and DEBUG location suffix)."""
+    the oslo prefix, context, `[instance: ...]` and DEBUG location suffix).
+
+    Cached: the reader asks about a line it follows and the replay asks again about the record
+    it becomes, and constant messages recur; a `Marker` is immutable, so sharing one is safe."""
     text = message.strip()
     candidates = _DISPATCH.get(_first_word(text))
     if candidates is None:
@@ -463,9 +469,11 @@ def _convert(name: str, raw: str) -> object:
     return raw
 
 
+@lru_cache(maxsize=64)
 def _parse_steps(raw: str) -> tuple[tuple[int, int], ...] | None:
     """Nova logs the ramp as a Python list of (seconds, ms) tuples; a generator object's repr
-    (`<generator object ...>`) or anything else is not a list and gives None."""
+    (`<generator object ...>`) or anything else is not a list and gives None. Cached: the
+    migrations of one deployment log the same ramp."""
     if not _STEP_LIST.fullmatch(raw):
         return None
     try:

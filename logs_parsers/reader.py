@@ -19,6 +19,7 @@ import bz2
 import gzip
 import lzma
 import os
+import re
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -128,8 +129,11 @@ class LogReader:
         buffer = bytearray(self._chunk_bytes)
         kept = 0
         while True:
-            with memoryview(buffer) as view:
-                received = stream.readinto(view[kept:]) or 0
+            if kept:
+                with memoryview(buffer) as view:
+                    received = stream.readinto(view[kept:]) or 0
+            else:  # the buffer itself: a stream may then work in it in place
+                received = stream.readinto(buffer) or 0
             stats.bytes_read += received
             size = kept + received
             if received == 0:
@@ -158,9 +162,7 @@ class LogReader:
         self, buffer: bytes | bytearray, limit: int, assembler: _Assembler, stats: FileStats
     ) -> Iterator[Record]:
         """Handle `buffer[:limit]`, whole lines ending with a newline."""
-        hits = sorted(
-            position for needle in RELEVANT_NEEDLES for position in _find_all(buffer, needle, limit)
-        )
+        hits = _find_all(buffer, RELEVANT_NEEDLES, limit)
         cursor = 0
         if assembler.pending is not None:
             cursor = yield from self._follow(buffer, 0, limit, assembler, stats)
@@ -309,25 +311,34 @@ class _Assembler:
             self.pending = None
 
 
-_PLAIN_LEVELS = (b" DEBUG ", b" INFO ", b" WARNING ", b" AUDIT ")
+_DATED = re.compile(rb"[0-9]{4}-.{5} ", re.S)
+_PLAIN_LEVEL = re.compile(rb" (?:DEBUG|INFO|WARNING|AUDIT) ")
+_LEVEL_WITHIN_BYTES = 64
+_CONTEXT_WITHIN_BYTES = 200
 
 
 def _is_plain_other_record(raw: bytes | bytearray) -> bool:
     """True for a whole bare oslo line (its date, a DEBUG/INFO/WARNING/AUDIT level, a request
     context) that can neither continue a traceback nor be a marker: decided without parsing."""
-    if not (raw[:4].isdigit() and raw[4:5] == b"-" and raw[10:11] == b" "):
-        return False
-    head = raw[:64]
-    if not any(level in head for level in _PLAIN_LEVELS) or b" [" not in raw[:200]:
-        return False
-    return not may_be_marker(raw)
+    return (
+        _DATED.match(raw) is not None
+        and _PLAIN_LEVEL.search(raw, 0, _LEVEL_WITHIN_BYTES) is not None
+        and raw.find(b" [", 0, _CONTEXT_WITHIN_BYTES) >= 0
+        and not may_be_marker(raw)
+    )
 
 
-def _find_all(buffer: bytes | bytearray, needle: bytes, limit: int) -> Iterator[int]:
-    position = buffer.find(needle, 0, limit)
-    while position >= 0:
-        yield position
-        position = buffer.find(needle, position + 1, limit)
+def _find_all(buffer: bytes | bytearray, needles: tuple[bytes, ...], limit: int) -> list[int]:
+    """Every position of every needle in `buffer[:limit]`, in order."""
+    hits: list[int] = []
+    find = buffer.find
+    for needle in needles:
+        position = find(needle, 0, limit)
+        while position >= 0:
+            hits.append(position)
+            position = find(needle, position + 1, limit)
+    hits.sort()
+    return hits
 
 
 def open_maybe_compressed(path: Path) -> BinaryIO:

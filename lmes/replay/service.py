@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lmes.errors import UserError
+from lmes.replay.collection import rare_collections
 from lmes.replay.diagnosis import Diagnosis, diagnose
 from lmes.replay.events import Replayed, rebuild
 from lmes.replay.grouping import DEFAULT_SETTLE_S, CollectedMigration, Grouper
@@ -185,15 +186,16 @@ class Replay:
     def migrations(self) -> Iterator[ReplayedMigration]:
         """Every migration in the logs, in the order they settle (roughly their start order)."""
         total = self.logs.total_bytes
-        keyed = self.sources.sightings(self.grouper.wants_steps_list)
-        for seen, (_, _, _, sighting) in enumerate(keyed, start=1):
-            if self.on_progress is not None and seen % 2000 == 0:
-                self.on_progress(ReplayProgress(self.bytes_read, total, self.count))
-            for collected in self.grouper.add(sighting):
+        with rare_collections():
+            keyed = self.sources.sightings(self.grouper.wants_steps_list)
+            for seen, (_, _, _, sighting) in enumerate(keyed, start=1):
+                if self.on_progress is not None and seen % 2000 == 0:
+                    self.on_progress(ReplayProgress(self.bytes_read, total, self.count))
+                for collected in self.grouper.add(sighting):
+                    yield self._finish(collected)
+            for collected in self.grouper.flush():
                 yield self._finish(collected)
-        for collected in self.grouper.flush():
-            yield self._finish(collected)
-        self._store_pending()
+            self._store_pending()
         if self.on_progress is not None:
             self.on_progress(ReplayProgress(self.bytes_read, total, self.count))
 

@@ -13,26 +13,31 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import multiprocessing
+import queue
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from lmes.errors import UserError
 from lmes.replay.chatter import ChatterFilter
 from lmes.replay.clock import WrapperOffsets
+from lmes.replay.collection import rare_collections
 from lmes.replay.grouping import Sighting
 from logs_parsers.nova_catalogue import Marker, recognise
 from logs_parsers.reader import LogReader, open_maybe_compressed
 from logs_parsers.records import Record
 
 STDIN_NAME = "<stdin>"
-BATCH = 256
+BATCH = 1024
+OUTBOX_BATCHES = 8
 _STEPS_LIST_PREFIX = "Current "
 
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
-_MARKER_FIELDS = tuple(f.name for f in dataclasses.fields(Marker) if f.name != "kind")
+_RECORD_VALUES = attrgetter(*(f.name for f in dataclasses.fields(Record)))
+_MARKER_VALUES = attrgetter(*(f.name for f in dataclasses.fields(Marker)))
 
 # (time, file order, line): how sightings are merged; the order breaks ties deterministically.
 Keyed = tuple[datetime, int, int, Sighting]
@@ -184,44 +189,60 @@ class ParallelSources:
 
 
 def _serve(share: list[LogFile], year: int, chunk_bytes: int, sender: Any) -> None:
-    """A worker: read a share of the files and send the sightings back in batches."""
+    """A worker: read a share of the files and send the sightings back in batches.
+
+    A thread sends them, so that reading goes on while the replay is busy rebuilding (a pipe
+    holds less than one batch); at most `OUTBOX_BATCHES` wait, so memory stays bounded."""
     sources = LogSources(share, year, chunk_bytes)
+    outbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=OUTBOX_BATCHES)
+    posting = threading.Thread(target=_post, args=(outbox, sender), daemon=True)
+    posting.start()
     try:
         batch: list[tuple[Any, ...]] = []
-        for item in sources.sightings():
-            batch.append(_pack(item))
-            if len(batch) >= BATCH:
-                sender.send(("batch", batch, sources.bytes_read, sources.wrapper_offsets.known()))
-                batch = []
-        sender.send(("batch", batch, sources.bytes_read, sources.wrapper_offsets.known()))
-        sender.send(("done", sources.lines_read, sources.bytes_read))
+        with rare_collections():
+            for item in sources.sightings():
+                batch.append(_pack(item))
+                if len(batch) >= BATCH:
+                    outbox.put(
+                        ("batch", batch, sources.bytes_read, sources.wrapper_offsets.known())
+                    )
+                    batch = []
+        outbox.put(("batch", batch, sources.bytes_read, sources.wrapper_offsets.known()))
+        outbox.put(("done", sources.lines_read, sources.bytes_read))
     except OSError as exc:
-        sender.send(("error", f"cannot read {exc.filename or 'the logs'}: {exc.strerror or exc}"))
+        outbox.put(("error", f"cannot read {exc.filename or 'the logs'}: {exc.strerror or exc}"))
     finally:
+        outbox.put(None)
+        posting.join()
         sender.close()
 
 
+def _post(outbox: queue.Queue[tuple[Any, ...] | None], sender: Any) -> None:
+    """Send what the worker puts in `outbox` until None. Once a send fails (the replay stopped
+    listening), the pipe is closed, which the replay reads as the worker's end, and the rest is
+    dropped, so that the worker never waits on a full outbox."""
+    listening = True
+    while (message := outbox.get()) is not None:
+        if listening:
+            try:
+                sender.send(message)
+            except Exception:
+                listening = False
+                sender.close()
+
+
 def _pack(item: Keyed) -> tuple[Any, ...]:
-    """A sighting as plain values: pickle rebuilds slotted dataclasses slowly, tuples fast."""
+    """A sighting as plain values, every field in order: pickle rebuilds slotted dataclasses
+    slowly, tuples fast, and positional arguments rebuild them fastest."""
     at, order, line, sighting = item
-    record = sighting.record
-    values = tuple(getattr(record, name) for name in _RECORD_FIELDS)
     marker = sighting.marker
-    packed_marker = None
-    if marker is not None:
-        packed_marker = (
-            marker.kind,
-            {n: v for n in _MARKER_FIELDS if (v := getattr(marker, n)) is not None},
-        )
-    return at, order, line, sighting.host, values, packed_marker
+    packed_marker = None if marker is None else _MARKER_VALUES(marker)
+    return at, order, line, sighting.host, _RECORD_VALUES(sighting.record), packed_marker
 
 
 def _unpack(packed: tuple[Any, ...]) -> Keyed:
     at, order, line, host, values, packed_marker = packed
-    marker = None
-    if packed_marker is not None:
-        kind, fields = packed_marker
-        marker = Marker(kind=kind, **fields)
+    marker = None if packed_marker is None else Marker(*packed_marker)
     return at, order, line, Sighting(at, host, Record(*values), marker)
 
 

@@ -57,3 +57,30 @@ def test_chunks_of_any_size_give_whole_lines_and_lose_no_marker(chunk_bytes, rea
     assert kept.count(b"Increasing downtime") == 6
     assert kept.count(b"Migration running") == 3
     assert all(line.startswith(b"09:") for line in kept.splitlines())
+
+
+@pytest.mark.parametrize("read_size", [3, 100, 64 << 10, 1 << 20])
+@pytest.mark.parametrize("chunk_bytes", [7, 333, 1 << 20])
+def test_every_pass_is_dropped_wherever_the_reads_cut(chunk_bytes, read_size):
+    data = PASSES * 500
+    kept, dropped = filtered(data, chunk_bytes, read_size)
+    assert dropped == 2 * 500
+    lines = PASSES.splitlines(keepends=True)
+    without_the_unchanged_pass = b"".join(lines[:2] + lines[4:])
+    assert kept == without_the_unchanged_pass * 500
+
+
+def test_a_last_line_without_its_line_end_is_kept():
+    kept, dropped = filtered(PASSES + b"09:03 last words", 1 << 20, 1 << 20)
+    assert kept.endswith(b"\n09:03 last words")
+    assert dropped == 2
+
+
+@pytest.mark.parametrize("read_size", [64 << 10, 200 << 10])
+def test_a_line_longer_than_half_the_buffer_passes_whole(read_size):
+    long_line = b"09:01 DEBUG nova.virt.libvirt.driver [req-1] " + b"x" * (100 << 10) + b"\n"
+    data = PASSES + long_line + PASSES
+    kept, dropped = filtered(data, 1 << 20, read_size)
+    assert dropped == 4
+    assert long_line in kept
+    assert kept.count(b"Increasing downtime") == 4
