@@ -6,7 +6,7 @@ record assembly:
 
 * the full path parses every line;
 * the relevant path (`only_relevant=True`) reads binary chunks into one reused buffer, looks
-  for `RELEVANT_NEEDLES` in it with `bytes.find`, and parses only the lines around a hit: the
+  for `RELEVANT_NEEDLES` in it (`LiteralSearch`), and parses only the lines around a hit: the
   record the hit belongs to (walking back from a traceback line to its head), the lines that
   continue it, and the records after it while Nova's catalogue recognises them (the watermark
   line that follows a progress line). A bare oslo line that can be neither is ruled out from
@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from logs_parsers.hosts import host_from_mapping, host_from_path
 from logs_parsers.line_parser import LineKind, LineParser, ParsedLine, clean_text, service_from_name
+from logs_parsers.literal_search import LiteralSearch
 from logs_parsers.nova_catalogue import RELEVANT_NEEDLES, may_be_marker, recognise
 from logs_parsers.records import FileStats, ReadStats, Record
 
@@ -42,6 +43,7 @@ _MAX_LINE_BYTES = 1 << 20
 as a line, so that memory stays flat."""
 _CHUNK_BYTES = 4 << 20
 _STDIN_NAME = "<stdin>"
+_RELEVANT = LiteralSearch(RELEVANT_NEEDLES)
 
 
 class LogReader:
@@ -162,7 +164,7 @@ class LogReader:
         self, buffer: bytes | bytearray, limit: int, assembler: _Assembler, stats: FileStats
     ) -> Iterator[Record]:
         """Handle `buffer[:limit]`, whole lines ending with a newline."""
-        hits = _find_all(buffer, RELEVANT_NEEDLES, limit)
+        hits = _RELEVANT.positions(buffer, limit)
         cursor = 0
         if assembler.pending is not None:
             cursor = yield from self._follow(buffer, 0, limit, assembler, stats)
@@ -326,19 +328,6 @@ def _is_plain_other_record(raw: bytes | bytearray) -> bool:
         and raw.find(b" [", 0, _CONTEXT_WITHIN_BYTES) >= 0
         and not may_be_marker(raw)
     )
-
-
-def _find_all(buffer: bytes | bytearray, needles: tuple[bytes, ...], limit: int) -> list[int]:
-    """Every position of every needle in `buffer[:limit]`, in order."""
-    hits: list[int] = []
-    find = buffer.find
-    for needle in needles:
-        position = find(needle, 0, limit)
-        while position >= 0:
-            hits.append(position)
-            position = find(needle, position + 1, limit)
-    hits.sort()
-    return hits
 
 
 def open_maybe_compressed(path: Path) -> BinaryIO:

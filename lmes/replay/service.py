@@ -14,6 +14,7 @@ are the same beginning; otherwise the stored stream is kept as it is.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import time
@@ -41,6 +42,9 @@ MAX_CHUNK_BYTES = 4 << 20
 # Below this, starting worker processes costs more than it saves.
 PARALLEL_FROM_BYTES = 32 << 20
 HEAD_BYTES = 64 << 10
+# Below this many migrations left when the logs end, forking a process to share their
+# rebuilding costs more than it saves.
+SHARED_FINISH_FROM = 64
 _DATED = re.compile(rb"\b(20\d\d)-[01]\d-[0-3]\d[ T][0-2]\d:")
 
 
@@ -193,8 +197,7 @@ class Replay:
                     self.on_progress(ReplayProgress(self.bytes_read, total, self.count))
                 for collected in self.grouper.add(sighting):
                     yield self._finish(collected)
-            for collected in self.grouper.flush():
-                yield self._finish(collected)
+            yield from self._finish_held(list(self.grouper.flush()))
             self._store_pending()
         if self.on_progress is not None:
             self.on_progress(ReplayProgress(self.bytes_read, total, self.count))
@@ -211,6 +214,48 @@ class Replay:
         if self.store is not None:
             result.stored = self._store(replayed)
         return result
+
+    def _finish_held(self, held: list[CollectedMigration]) -> Iterator[ReplayedMigration]:
+        """The migrations still held when the logs end, in order. Reading is over then, so the
+        worker processes' CPUs are idle: without a store, a forked process rebuilds the later
+        half while this one rebuilds the earlier half, instead of this one doing it all."""
+        if (
+            not isinstance(self.sources, ParallelSources)
+            or self.store is not None
+            or len(held) < SHARED_FINISH_FROM
+            or "fork" not in multiprocessing.get_all_start_methods()
+        ):
+            for collected in held:
+                yield self._finish(collected)
+            return
+        split = (len(held) + 1) // 2
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        helper = context.Process(
+            target=self._finish_elsewhere, args=(held[split:], sender), daemon=True
+        )
+        helper.start()
+        sender.close()
+        try:
+            for collected in held[:split]:
+                yield self._finish(collected)
+            with receiver:
+                for _ in held[split:]:
+                    try:
+                        result = receiver.recv()
+                    except EOFError:
+                        raise RuntimeError("a rebuilding process stopped without a word") from None
+                    self.count += 1
+                    yield result
+        finally:
+            if helper.is_alive():
+                helper.terminate()
+            helper.join()
+
+    def _finish_elsewhere(self, held: list[CollectedMigration], sender: Any) -> None:
+        with sender:
+            for collected in held:
+                sender.send(self._finish(collected))
 
     def _note_wrapper_skew(self, replayed: Replayed) -> None:
         """A syslog clock hours away from oslo's is worth saying, though oslo's time is used."""
