@@ -5,22 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from lmes.domain.migration import Migration
+from tests.seed import SEED_RAMP as NEWTON_RAMP
 
 GIB = 1024**3
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-NEWTON_RAMP = [
-    (0, 46),
-    (150, 47),
-    (300, 48),
-    (450, 51),
-    (600, 57),
-    (750, 66),
-    (900, 84),
-    (1050, 117),
-    (1200, 179),
-    (1350, 291),
-    (1500, 500),
-]
 
 
 def completed(
