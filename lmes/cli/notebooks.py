@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from lmes.errors import UserError
-from lmes.store import default_store_url, lmes_home
+from lmes.home import lmes_home
+from lmes.store import default_store_url
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 8888

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from uuid import UUID
 
-from lmes.store import lmes_home
+from lmes.home import lmes_home
 
 
 def lease_dir() -> Path:

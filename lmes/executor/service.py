@@ -40,7 +40,8 @@ from lmes.executor.lease import Lease, try_lease
 from lmes.executor.monitor import ProgressListener
 from lmes.executor.recovery import Recovered, executor_host, recover
 from lmes.executor.workflow import MigrationRun, Runtime, utc_now
-from lmes.store import MigrationStore, lmes_home
+from lmes.home import lmes_home
+from lmes.store import MigrationStore
 
 MAX_REQUEST_ATTEMPTS = 20
 

@@ -22,7 +22,6 @@ from typing import Any
 from lmes.domain import policy
 from lmes.domain.errors import DomainError
 from lmes.domain.migration import Migration, migration_id_for
-from lmes.domain.releases import NEWTON, OCATA
 from lmes.domain.status import Origin, Status
 from lmes.replay.clock import Precedence, estimate_offsets
 from lmes.replay.grouping import CollectedMigration, Sighting
@@ -755,16 +754,8 @@ class _Builder:
             if applied
             else None
         )
-        if fit is not None and fit.delay_s is not None and fit.data_gb is not None:
-            release = NEWTON if fit.ramp_form == "exponential" else OCATA
-            ramp = policy.downtime_steps(
-                fit.downtime_ms,
-                fit.steps,
-                fit.delay_s,
-                fit.data_gb,
-                release,
-                py2_int_division=fit.py2_int_division,
-            )
+        ramp = fit.implied_ramp() if fit is not None else None
+        if ramp is not None:
             return ramp, False, fit.data_gb
         return sorted(set(applied)), False, _data_gb(fit, memory_total)
 

@@ -51,6 +51,21 @@ class RampFit:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def implied_ramp(self) -> list[tuple[int, int]] | None:
+        """The whole ramp Nova computes from this configuration; None while delay or data_gb
+        is unknown."""
+        if self.delay_s is None or self.data_gb is None:
+            return None
+        release = NEWTON if self.ramp_form == "exponential" else OCATA
+        return policy.downtime_steps(
+            self.downtime_ms,
+            self.steps,
+            self.delay_s,
+            self.data_gb,
+            release,
+            py2_int_division=self.py2_int_division,
+        )
+
 
 def fit_ramp(
     observed: list[tuple[int, int]] | list[list[int]],
@@ -94,17 +109,9 @@ def fit_ramp(
 @lru_cache(maxsize=4096)
 def reproduces(fit: RampFit, observed: tuple[tuple[int, int], ...]) -> bool:
     """Whether Nova, configured as `fit` says, walks through every observed step."""
-    if fit.delay_s is None or fit.data_gb is None:
+    ramp = fit.implied_ramp()
+    if ramp is None:
         return False
-    release = NEWTON if fit.ramp_form == "exponential" else OCATA
-    ramp = policy.downtime_steps(
-        fit.downtime_ms,
-        fit.steps,
-        fit.delay_s,
-        fit.data_gb,
-        release,
-        py2_int_division=fit.py2_int_division,
-    )
     return set(observed) <= set(ramp)
 
 
