@@ -346,6 +346,13 @@ after its progress line, the VIF plug timeout through its traceback. Not reached
 relevant path: the `plug_vifs() failed` WARNING and the `Binding ports to destination host`
 DEBUG line (logged from `handle_lifecycle_event`) unless they follow a relevant record."""
 
+MONITOR_UNCHANGED = b"Downtime does not need to change"
+"""Nova's monitor logs this on every pass (twice a second) that changes nothing, right after
+that pass's `Current <ms> elapsed <s> steps [...]` line (`MONITOR_RAMP`), which repeats the
+ramp. With DEBUG on the pair is most of the lines that mention migration, and says nothing that
+the first `Current None …` line and the `Increasing downtime` lines do not."""
+MONITOR_RAMP = b"] Current "
+
 _PLACEHOLDER = re.compile(r"%\((?P<name>\w+)\)(?:0?\.\d+)?(?P<conversion>[dfs])|%%")
 _NUMBER = {"d": r"-?\d+", "f": r"-?\d+(?:\.\d+)?"}
 

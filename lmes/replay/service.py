@@ -184,7 +184,7 @@ class Replay:
 
     @property
     def lines_read(self) -> int:
-        """Every line read so far, the monitor's chatter dropped before parsing included."""
+        """Every line read so far, those passed over unparsed included."""
         return self.sources.lines_read
 
     def migrations(self) -> Iterator[ReplayedMigration]:

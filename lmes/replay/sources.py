@@ -1,6 +1,6 @@
 """Log files into one time-ordered stream of sightings, in this process or in several.
 
-Each file is read on its own (through `ChatterFilter` and the logs_parsers reader) and the files
+Each file is read on its own (by the logs_parsers reader, on its relevant path) and the files
 are merged by time, so a migration's lines from every host meet whatever order the files were
 named in. Reading and recognising lines is most of a replay's work and each file's share is
 independent, so with `jobs > 1` the files are split by host between worker processes, which
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from lmes.errors import UserError
-from lmes.replay.chatter import ChatterFilter
 from lmes.replay.clock import WrapperOffsets
 from lmes.replay.collection import rare_collections
 from lmes.replay.grouping import Sighting
@@ -52,18 +51,16 @@ class LogSources:
         self.year = year
         self.reader = LogReader(only_relevant=True, chunk_bytes=chunk_bytes)
         self.wrapper_offsets = WrapperOffsets()
-        self.dropped_lines = 0
-        self._filters: list[ChatterFilter] = []
 
     @property
     def bytes_read(self) -> int:
-        """Bytes taken from the files so far (before the chatter is dropped)."""
-        return sum(f.bytes_read for f in self._filters)
+        """Bytes taken from the files so far."""
+        return self.reader.stats.total.bytes_read
 
     @property
     def lines_read(self) -> int:
-        """Every line read, the monitor's chatter dropped before parsing included."""
-        return self.reader.stats.total.lines_read + self.dropped_lines
+        """Every line read, those passed over unparsed included."""
+        return self.reader.stats.total.lines_read
 
     def sightings(
         self, wants_steps_list: Callable[[Record], bool] | None = None
@@ -77,16 +74,10 @@ class LogSources:
 
     def _records(self, path: str, host: str | None) -> Iterator[Record]:
         if path == "-":
-            stream = ChatterFilter(sys.stdin.buffer)
-            self._filters.append(stream)
-            yield from self.reader.read_stream(stream, STDIN_NAME)
-            self.dropped_lines += stream.dropped_lines
+            yield from self.reader.read_stream(sys.stdin.buffer, STDIN_NAME)
             return
-        with open_maybe_compressed(Path(path)) as raw:
-            stream = ChatterFilter(raw)
-            self._filters.append(stream)
+        with open_maybe_compressed(Path(path)) as stream:
             yield from self.reader.read_stream(stream, path, host=host)
-            self.dropped_lines += stream.dropped_lines
 
     def _stream(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logs_parsers.literal_search import LiteralSearch, hyperscan
+from logs_parsers.literal_search import LineSearch, LiteralSearch, hyperscan
 
 NEEDLES = (b"igrat", b" downtime to ", b"Lifecycle Event", b"a.b")
 LOG = (
@@ -18,20 +18,29 @@ LOG = (
 WAYS = [False] + ([True] if hyperscan is not None else [])
 
 
-def expected_positions(buffer: bytes, limit: int) -> list[int]:
-    return sorted(
-        start
-        for needle in NEEDLES
-        for start in range(limit - len(needle) + 1)
-        if buffer[start : start + len(needle)] == needle
-    )
+GROUPS = (NEEDLES[:3], (b"a.b",), (b"Lock", b"acquired"))
+
+
+def expected_line_ends(buffer: bytes, limit: int) -> list[list[int]]:
+    """Per group, where each whole line of `buffer[:limit]` holding one of its needles ends."""
+    found: list[list[int]] = [[] for _ in GROUPS]
+    start = 0
+    for line in buffer[:limit].splitlines(keepends=True):
+        start += len(line)
+        for group, needles in enumerate(GROUPS):
+            if any(needle in line for needle in needles):
+                found[group].append(start)
+    return found
 
 
 @pytest.mark.parametrize("use_hyperscan", WAYS)
-def test_every_needle_is_found_where_it_starts_in_order(use_hyperscan: bool) -> None:
-    search = LiteralSearch(NEEDLES, use_hyperscan=use_hyperscan)
-    for limit in (len(LOG), LOG.index(b"Live"), LOG.index(b"igratigrat") + 7, 0):
-        assert search.positions(bytearray(LOG), limit) == expected_positions(LOG, limit)
+def test_each_line_with_a_needle_is_named_once_by_its_end(use_hyperscan: bool) -> None:
+    search = LineSearch(GROUPS, use_hyperscan=use_hyperscan)
+    line_ends = [i + 1 for i, byte in enumerate(LOG) if byte == ord("\n")]
+    for limit in (len(LOG), line_ends[1], line_ends[0], 0):
+        assert search.line_ends(bytearray(LOG), limit) == expected_line_ends(LOG, limit)
+    # two needles of one group in one line, the same needle twice: the line once
+    assert search.line_ends(b"igrat igrat downtime to \nLock acquired\n", 39)[0] == [25]
 
 
 @pytest.mark.parametrize("use_hyperscan", WAYS)
