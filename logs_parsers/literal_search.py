@@ -110,15 +110,14 @@ def _hyperscan_line_ends(
 
 def _hyperscan_any(needles: tuple[bytes, ...]) -> Callable[[bytes | bytearray | memoryview], bool]:
     database = _compiled([_escaped(needle) for needle in needles], hyperscan.HS_FLAG_SINGLEMATCH)
+    found = [False]
 
-    def stop(*_match: object) -> bool:
-        return True  # the first match answers: stop scanning
+    def on_match(*_match: object) -> None:
+        found[0] = True  # scanning a line on costs less than stopping (an exception)
 
     def occurs_in(line: bytes | bytearray | memoryview) -> bool:
-        try:
-            database.scan(line, match_event_handler=stop)
-        except hyperscan.ScanTerminated:
-            return True
-        return False
+        found[0] = False
+        database.scan(line, match_event_handler=on_match)
+        return found[0]
 
     return occurs_in
