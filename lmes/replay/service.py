@@ -35,10 +35,11 @@ from lmes.store import MigrationStore
 from logs_parsers.hosts import host_from_path
 
 STORE_BATCH = 200
-# Read buffers are split between the open files so that many files stay within memory.
+# Read buffers are split between the open files so that many files stay within memory; one is
+# at most the size that stays in the CPU's cache while it is scanned.
 READ_BUFFER_BUDGET_BYTES = 16 << 20
 MIN_CHUNK_BYTES = 256 << 10
-MAX_CHUNK_BYTES = 4 << 20
+MAX_CHUNK_BYTES = 512 << 10
 # Below this, starting worker processes costs more than it saves.
 PARALLEL_FROM_BYTES = 32 << 20
 HEAD_BYTES = 64 << 10
