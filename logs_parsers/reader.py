@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, tzinfo
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from logs_parsers.hosts import host_from_mapping, host_from_path
 from logs_parsers.line_parser import LineKind, LineParser, ParsedLine, clean_text, service_from_name
@@ -53,7 +53,7 @@ _CHUNK_BYTES = 512 << 10
 """Every pass over a chunk (the search, the line counts, the parsing around hits) runs while it
 is in the CPU's cache: a quarter less CPU than with chunks of megabytes."""
 _STDIN_NAME = "<stdin>"
-_LINES = LineSearch((RELEVANT_NEEDLES, (MONITOR_UNCHANGED,), (MONITOR_RAMP,)))
+_LINES = LineSearch((RELEVANT_NEEDLES, (MONITOR_UNCHANGED,)))
 _VECTOR_BUFFER_BYTES = 64 << 10
 _VECTOR_SPAN_BYTES = 1024
 
@@ -184,9 +184,9 @@ class LogReader:
         self, buffer: bytes | bytearray, limit: int, assembler: _Assembler, stats: FileStats
     ) -> Iterator[Record]:
         """Handle `buffer[:limit]`, whole lines ending with a newline."""
-        relevant, unchanged, ramps = _LINES.line_ends(buffer, limit)
-        chatter = _chatter(buffer, unchanged, ramps)
-        lines = _LineCounter(buffer, limit)
+        relevant, unchanged = _LINES.line_ends(buffer, limit)
+        chatter = _chatter(buffer, unchanged)
+        lines = assembler.line_counter.over(buffer, limit)
         cursor = 0
         if assembler.pending is not None:
             cursor = yield from self._follow(buffer, 0, limit, assembler, stats, chatter)
@@ -276,20 +276,19 @@ def _filtered(count: int, assembler: _Assembler, stats: FileStats) -> None:
     assembler.line_number += count
 
 
-def _chatter(buffer: bytes | bytearray, unchanged: list[int], ramps: list[int]) -> frozenset[int]:
+def _chatter(buffer: bytes | bytearray, unchanged: list[int]) -> frozenset[int]:
     """The ends of the monitor's chatter lines: each unchanged-downtime line and the repeated
     ramp line right before it (not the first, `Current None`, which lists the ramp)."""
     if not unchanged:
         return frozenset()
-    ramp_ends = set(ramps)
     dropped = set(unchanged)
+    rfind = buffer.rfind
     for end in unchanged:
-        start = buffer.rfind(b"\n", 0, end - 1) + 1
-        if start in ramp_ends:
-            ramp = buffer.find(MONITOR_RAMP, buffer.rfind(b"\n", 0, start - 1) + 1, start)
-            after = ramp + len(MONITOR_RAMP)
-            if buffer[after : after + 1].isdigit():
-                dropped.add(start)
+        start = rfind(b"\n", 0, end - 1) + 1
+        ramp = buffer.find(MONITOR_RAMP, rfind(b"\n", 0, start - 1) + 1, start)
+        after = ramp + len(MONITOR_RAMP)
+        if ramp >= 0 and buffer[after : after + 1].isdigit():
+            dropped.add(start)
     return frozenset(dropped)
 
 
@@ -302,23 +301,33 @@ def _before_last_ramp(buffer: bytes | bytearray, end: int) -> int:
 
 class _LineCounter:
     """Counts the lines between two offsets of one buffer. `bytes.count` does about 1.3 GB/s;
-    over a large buffer, numpy marks every line end at once and counts a span's marks several
-    times faster. numpy is imported on first use: it costs a third of a second, which small
-    inputs (and a replay whose workers do the reading) should not pay."""
+    over a large buffer, numpy marks every line end at once (into an array kept from buffer to
+    buffer) and counts a span's marks several times faster. numpy is imported on first use: it
+    costs a third of a second, which small inputs (and a replay whose workers do the reading)
+    should not pay."""
 
-    def __init__(self, buffer: bytes | bytearray, limit: int) -> None:
+    def __init__(self) -> None:
+        self._buffer: bytes | bytearray = b""
+        self._marks: Any = None
+        self._marked = False
+
+    def over(self, buffer: bytes | bytearray, limit: int) -> _LineCounter:
+        """Count in `buffer[:limit]` from now on."""
         self._buffer = buffer
-        self._line_ends = None
-        if limit >= _VECTOR_BUFFER_BYTES:
+        self._marked = limit >= _VECTOR_BUFFER_BYTES
+        if self._marked:
             import numpy as np
 
+            if self._marks is None or len(self._marks) < limit:
+                self._marks = np.empty(max(limit, _CHUNK_BYTES), dtype=bool)
             self._count = np.count_nonzero
-            self._line_ends = np.frombuffer(buffer, np.uint8, limit) == ord("\n")
+            np.equal(np.frombuffer(buffer, np.uint8, limit), ord("\n"), out=self._marks[:limit])
+        return self
 
     def between(self, start: int, stop: int) -> int:
-        if self._line_ends is None or stop - start < _VECTOR_SPAN_BYTES:
+        if not self._marked or stop - start < _VECTOR_SPAN_BYTES:
             return self._buffer.count(b"\n", start, stop)
-        return int(self._count(self._line_ends[start:stop]))
+        return int(self._count(self._marks[start:stop]))
 
 
 class _Assembler:
@@ -339,6 +348,8 @@ class _Assembler:
         self.stats = stats
         self.line_number = 0
         self.pending: Record | None = None
+        self.line_counter = _LineCounter()
+        """Counts this stream's lines passed over (streams are read interleaved)."""
 
     def continues(self, parsed: ParsedLine) -> bool:
         pending = self.pending

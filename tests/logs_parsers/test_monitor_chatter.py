@@ -86,3 +86,22 @@ def test_chatter_between_a_record_and_its_traceback_leaves_the_traceback_attache
         0
     ].traceback
     assert stats.filtered_lines == 2
+
+
+def test_streams_read_interleaved_by_one_reader_keep_their_own_counts():
+    reader = LogReader(only_relevant=True, chunk_bytes=256 << 10)
+    first = (PASSES + NOISE) * 4000
+    second = (NOISE * 3 + PASSES) * 3000
+    streams = [
+        reader.read_stream(io.BytesIO(first), "a/nova-compute.log"),
+        reader.read_stream(io.BytesIO(second), "b/nova-compute.log"),
+    ]
+    while streams:  # one record from each in turn, as the replay merges files by time
+        for stream in list(streams):
+            if next(stream, None) is None:
+                streams.remove(stream)
+    counts = {name: stats.lines_read for name, stats in reader.stats.files.items()}
+    assert counts == {
+        "a/nova-compute.log": first.count(b"\n"),
+        "b/nova-compute.log": second.count(b"\n"),
+    }
