@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import NamedTuple
 
 from logs_parsers.literal_search import LiteralSearch
 
@@ -102,9 +102,11 @@ LIFECYCLE_STATES = (
 )
 
 
-@dataclass(slots=True, frozen=True)
-class Marker:
-    """A recognised phase message. Only the fields its template carries are set."""
+class Marker(NamedTuple):
+    """A recognised phase message. Only the fields its template carries are set.
+
+    A named tuple: immutable (recognised markers are cached and shared), and thousands are built
+    and sent between processes per replay, which a tuple makes cheap."""
 
     kind: str
     host: str | None = None
@@ -139,7 +141,7 @@ class Marker:
     max_attempts: int | None = None
 
 
-_MARKER_FIELDS = {f.name for f in fields(Marker)}
+_MARKER_FIELDS = frozenset(Marker._fields)
 
 _FINISHED: dict[str, object] = {"data": "finished"}
 

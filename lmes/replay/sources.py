@@ -26,7 +26,7 @@ from lmes.errors import UserError
 from lmes.replay.clock import WrapperOffsets
 from lmes.replay.collection import rare_collections
 from lmes.replay.grouping import Sighting
-from logs_parsers.nova_catalogue import Marker, recognise
+from logs_parsers.nova_catalogue import recognise
 from logs_parsers.reader import LogReader, open_maybe_compressed
 from logs_parsers.records import Record
 
@@ -36,7 +36,6 @@ OUTBOX_BATCHES = 8
 _STEPS_LIST_PREFIX = "Current "
 
 _RECORD_VALUES = attrgetter(*(f.name for f in dataclasses.fields(Record)))
-_MARKER_VALUES = attrgetter(*(f.name for f in dataclasses.fields(Marker)))
 
 # (time, file order, line): how sightings are merged; the order breaks ties deterministically.
 Keyed = tuple[datetime, int, int, Sighting]
@@ -224,16 +223,13 @@ def _post(outbox: queue.Queue[tuple[Any, ...] | None], sender: Any) -> None:
 
 def _pack(item: Keyed) -> tuple[Any, ...]:
     """A sighting as plain values, every field in order: pickle rebuilds slotted dataclasses
-    slowly, tuples fast, and positional arguments rebuild them fastest."""
+    slowly, tuples fast, and positional arguments rebuild them fastest (a marker is a tuple)."""
     at, order, line, sighting = item
-    marker = sighting.marker
-    packed_marker = None if marker is None else _MARKER_VALUES(marker)
-    return at, order, line, sighting.host, _RECORD_VALUES(sighting.record), packed_marker
+    return at, order, line, sighting.host, _RECORD_VALUES(sighting.record), sighting.marker
 
 
 def _unpack(packed: tuple[Any, ...]) -> Keyed:
-    at, order, line, host, values, packed_marker = packed
-    marker = None if packed_marker is None else Marker(*packed_marker)
+    at, order, line, host, values, marker = packed
     return at, order, line, Sighting(at, host, Record(*values), marker)
 
 
