@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, tzinfo
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from logs_parsers.hosts import host_from_mapping, host_from_path
 from logs_parsers.line_parser import LineKind, LineParser, ParsedLine, clean_text, service_from_name
@@ -54,8 +54,6 @@ _CHUNK_BYTES = 512 << 10
 is in the CPU's cache: a quarter less CPU than with chunks of megabytes."""
 _STDIN_NAME = "<stdin>"
 _LINES = LineSearch((RELEVANT_NEEDLES, (MONITOR_UNCHANGED,)))
-_VECTOR_BUFFER_BYTES = 64 << 10
-_VECTOR_SPAN_BYTES = 1024
 
 
 class LogReader:
@@ -186,7 +184,6 @@ class LogReader:
         """Handle `buffer[:limit]`, whole lines ending with a newline."""
         relevant, unchanged = _LINES.line_ends(buffer, limit)
         chatter = _chatter(buffer, unchanged)
-        lines = assembler.line_counter.over(buffer, limit)
         cursor = 0
         if assembler.pending is not None:
             cursor = yield from self._follow(buffer, 0, limit, assembler, stats, chatter)
@@ -195,7 +192,7 @@ class LogReader:
                 continue
             line_start = buffer.rfind(b"\n", cursor, end - 1) + 1 or cursor
             start, parsed = self._head_start(buffer, line_start, end, cursor, chatter)
-            skipped = lines.between(cursor, start)
+            skipped = buffer.count(b"\n", cursor, start)
             if skipped:
                 yield from assembler.flush()
                 _filtered(skipped, assembler, stats)
@@ -204,7 +201,7 @@ class LogReader:
             cursor = yield from self._follow(
                 buffer, buffer.find(b"\n", start) + 1, limit, assembler, stats, chatter
             )
-        rest = lines.between(cursor, limit)
+        rest = buffer.count(b"\n", cursor, limit)
         if rest:
             yield from assembler.flush()
             _filtered(rest, assembler, stats)
@@ -299,37 +296,6 @@ def _before_last_ramp(buffer: bytes | bytearray, end: int) -> int:
     return last if buffer.find(MONITOR_RAMP, last, end) >= 0 else end
 
 
-class _LineCounter:
-    """Counts the lines between two offsets of one buffer. `bytes.count` does about 1.3 GB/s;
-    over a large buffer, numpy marks every line end at once (into an array kept from buffer to
-    buffer) and counts a span's marks several times faster. numpy is imported on first use: it
-    costs a third of a second, which small inputs (and a replay whose workers do the reading)
-    should not pay."""
-
-    def __init__(self) -> None:
-        self._buffer: bytes | bytearray = b""
-        self._marks: Any = None
-        self._marked = False
-
-    def over(self, buffer: bytes | bytearray, limit: int) -> _LineCounter:
-        """Count in `buffer[:limit]` from now on."""
-        self._buffer = buffer
-        self._marked = limit >= _VECTOR_BUFFER_BYTES
-        if self._marked:
-            import numpy as np
-
-            if self._marks is None or len(self._marks) < limit:
-                self._marks = np.empty(max(limit, _CHUNK_BYTES), dtype=bool)
-            self._count = np.count_nonzero
-            np.equal(np.frombuffer(buffer, np.uint8, limit), ord("\n"), out=self._marks[:limit])
-        return self
-
-    def between(self, start: int, stop: int) -> int:
-        if not self._marked or stop - start < _VECTOR_SPAN_BYTES:
-            return self._buffer.count(b"\n", start, stop)
-        return int(self._count(self._marks[start:stop]))
-
-
 class _Assembler:
     """Attaches continuation lines to the record before them and counts every line fed."""
 
@@ -348,8 +314,6 @@ class _Assembler:
         self.stats = stats
         self.line_number = 0
         self.pending: Record | None = None
-        self.line_counter = _LineCounter()
-        """Counts this stream's lines passed over (streams are read interleaved)."""
 
     def continues(self, parsed: ParsedLine) -> bool:
         pending = self.pending

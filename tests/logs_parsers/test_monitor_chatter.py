@@ -56,7 +56,7 @@ def test_the_unchanged_pass_and_its_ramp_line_are_passed_over_and_every_marker_s
     ("chunk_bytes", "repeats"), [(200, 200), (333, 200), (4096, 200), (2 << 20, 5000)]
 )
 def test_every_pass_is_passed_over_wherever_the_reads_cut(chunk_bytes, repeats):
-    data = (PASSES + NOISE) * repeats  # 5000: megabytes, counted the vectorised way
+    data = (PASSES + NOISE) * repeats
     records, stats = read(data, chunk_bytes)
     assert stats.lines_read == data.count(b"\n") == 8 * repeats
     assert stats.filtered_lines == 3 * repeats  # the pass's two lines and the lock line
