@@ -410,6 +410,8 @@ def _build_dispatch() -> dict[str, list[tuple[str, re.Pattern[str], dict[str, ob
 
 
 _DISPATCH = _build_dispatch()
+MARKER_FIRST_WORDS = frozenset(word.encode() for word in _DISPATCH)
+"""The words a marker's message begins with: a message beginning otherwise is no marker."""
 
 
 def _fragments_without_needles() -> tuple[bytes, ...]:

@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, tzinfo
 from functools import partial
 from pathlib import Path
@@ -34,6 +34,7 @@ from logs_parsers.hosts import host_from_mapping, host_from_path
 from logs_parsers.line_parser import LineKind, LineParser, ParsedLine, clean_text, service_from_name
 from logs_parsers.literal_search import LineSearch
 from logs_parsers.nova_catalogue import (
+    MARKER_FIRST_WORDS,
     MONITOR_RAMP,
     MONITOR_UNCHANGED,
     RELEVANT_NEEDLES,
@@ -62,6 +63,10 @@ class LogReader:
     host_by_path: `{path: host}`; a path may be a file or a folder (applies to all below it).
     only_relevant: take the fast relevant path (see the module docstring).
     oslo_timezone: the zone of oslo/JSON times that do not state one (UTC by default).
+    keep_plain: on the relevant path, whether to parse a bare oslo line that holds a needle but
+        can be no marker and names no instance (`[instance: …]`): such a line can matter only
+        through its request id, which the caller may know to be of no interest (periodic
+        tasks' lines, for one). By default every such line is parsed.
     """
 
     def __init__(
@@ -71,12 +76,14 @@ class LogReader:
         only_relevant: bool = False,
         oslo_timezone: tzinfo = UTC,
         chunk_bytes: int = _CHUNK_BYTES,
+        keep_plain: Callable[[bytes | bytearray], bool] | None = None,
     ) -> None:
         self.stats = ReadStats()
         self._host_by_path = host_by_path or {}
         self._only_relevant = only_relevant
         self._parser = LineParser(oslo_timezone)
         self._chunk_bytes = chunk_bytes
+        self._keep_plain = keep_plain
 
     def read_paths(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[Record]:
         """Records of every file named or found (folders recursively, in sorted order);
@@ -191,6 +198,8 @@ class LogReader:
             if end <= cursor or end in chatter:
                 continue
             line_start = buffer.rfind(b"\n", cursor, end - 1) + 1 or cursor
+            if self._keep_plain is not None and not self._worth_parsing(buffer[line_start:end]):
+                continue  # counted with the lines passed over
             start, parsed = self._head_start(buffer, line_start, end, cursor, chatter)
             skipped = buffer.count(b"\n", cursor, start)
             if skipped:
@@ -205,6 +214,15 @@ class LogReader:
         if rest:
             yield from assembler.flush()
             _filtered(rest, assembler, stats)
+
+    def _worth_parsing(self, raw: bytes | bytearray) -> bool:
+        """False for a plain line that names no instance and cannot be a marker (its message
+        begins with no word a marker begins with), if the caller does not want it."""
+        assert self._keep_plain is not None
+        if _INSTANCE_TAG in raw or not _is_plain_record(raw):
+            return True
+        first = _first_message_word(raw)
+        return first is None or first in MARKER_FIRST_WORDS or self._keep_plain(raw)
 
     def _head_start(
         self,
@@ -374,17 +392,40 @@ _DATED = re.compile(rb"[0-9]{4}-.{5} ", re.S)
 _PLAIN_LEVEL = re.compile(rb" (?:DEBUG|INFO|WARNING|AUDIT) ")
 _LEVEL_WITHIN_BYTES = 64
 _CONTEXT_WITHIN_BYTES = 200
+_INSTANCE_TAG = b"[instance: "
+_WORD_ENDS = frozenset(b" \t\r\n")
 
 
 def _is_plain_other_record(raw: bytes | bytearray) -> bool:
     """True for a whole bare oslo line (its date, a DEBUG/INFO/WARNING/AUDIT level, a request
     context) that can neither continue a traceback nor be a marker: decided without parsing."""
+    return _is_plain_record(raw) and not may_be_marker(raw)
+
+
+def _is_plain_record(raw: bytes | bytearray) -> bool:
+    """True for a whole bare oslo line: its date, a DEBUG/INFO/WARNING/AUDIT level, a request
+    context."""
     return (
         _DATED.match(raw) is not None
         and _PLAIN_LEVEL.search(raw, 0, _LEVEL_WITHIN_BYTES) is not None
         and raw.find(b" [", 0, _CONTEXT_WITHIN_BYTES) >= 0
-        and not may_be_marker(raw)
     )
+
+
+def _first_message_word(raw: bytes | bytearray) -> bytes | None:
+    """The first word after a plain line's request context, or None if the context does not
+    close on this line."""
+    opened = raw.find(b" [", 0, _CONTEXT_WITHIN_BYTES)
+    closed = raw.find(b"] ", opened)
+    if closed < 0:
+        return None
+    start = closed + 2
+    while raw[start : start + 1] == b" ":
+        start += 1
+    end = start
+    while end < len(raw) and raw[end] not in _WORD_ENDS:
+        end += 1
+    return bytes(raw[start:end])
 
 
 def open_maybe_compressed(path: Path) -> BinaryIO:

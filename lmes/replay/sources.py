@@ -14,6 +14,7 @@ import dataclasses
 import heapq
 import multiprocessing
 import queue
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,9 @@ from logs_parsers.reader import LogReader, open_maybe_compressed
 from logs_parsers.records import Record
 
 STDIN_NAME = "<stdin>"
+MARKED_REQUESTS_KEPT = 100_000
+_REQUEST_ID = re.compile(rb"\[(?:None )?(req-[0-9a-fA-F-]{36})[ \]]")
+_CONTEXT_WITHIN_BYTES = 240
 BATCH = 1024
 OUTBOX_BATCHES = 8
 _STEPS_LIST_PREFIX = "Current "
@@ -43,13 +47,23 @@ LogFile = tuple[int, str, str | None]  # (order, path or "-", host)
 
 
 class LogSources:
-    """Reads a set of files in this process."""
+    """Reads a set of files in this process.
+
+    A line that is no marker and names no instance can belong to a migration only through its
+    request id, once a marker under that id has tied it to one (`Grouper`); Nova logs such a
+    marker first on every host a migration touches (the checks). Lines under a request id no
+    marker has carried yet in these files (periodic tasks, most of them) are therefore not
+    parsed at all."""
 
     def __init__(self, files: list[LogFile], year: int, chunk_bytes: int) -> None:
         self.files = files
         self.year = year
-        self.reader = LogReader(only_relevant=True, chunk_bytes=chunk_bytes)
+        self.reader = LogReader(
+            only_relevant=True, chunk_bytes=chunk_bytes, keep_plain=self._of_a_marked_request
+        )
         self.wrapper_offsets = WrapperOffsets()
+        self._marked_requests: dict[bytes, None] = {}
+        """Request ids seen on markers, oldest first, at most `MARKED_REQUESTS_KEPT`."""
 
     @property
     def bytes_read(self) -> int:
@@ -100,8 +114,22 @@ class LogSources:
                 and not wants_steps_list(record)
             ):
                 marker = recognise(record.message)
+            if marker is not None and record.request_id:
+                self._mark(record.request_id)
             label = record.host or record.source  # two unnamed files must stay two hosts
             yield at, order, record.line_number, Sighting(at, label, record, marker)
+
+    def _mark(self, request_id: str) -> None:
+        marked = self._marked_requests
+        key = request_id.encode()
+        if key not in marked:
+            marked[key] = None
+            if len(marked) > MARKED_REQUESTS_KEPT:
+                del marked[next(iter(marked))]
+
+    def _of_a_marked_request(self, line: bytes | bytearray) -> bool:
+        match = _REQUEST_ID.search(line, 0, _CONTEXT_WITHIN_BYTES)
+        return match is not None and match.group(1) in self._marked_requests
 
     def _time_of(self, record: Record) -> datetime | None:
         host = record.host or record.source

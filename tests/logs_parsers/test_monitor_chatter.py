@@ -105,3 +105,27 @@ def test_streams_read_interleaved_by_one_reader_keep_their_own_counts():
         "a/nova-compute.log": first.count(b"\n"),
         "b/nova-compute.log": second.count(b"\n"),
     }
+
+
+PERIODIC = (
+    b"2024-03-05 09:00:06.000 7 DEBUG oslo_service.periodic_task [req-5e1b2c3d-0000-4000-8000-"
+    b"000000000001 - - - - -] Running periodic task ComputeManager._cleanup_incomplete_migrations"
+    b" run_periodic_tasks /usr/lib/python3/oslo_service/periodic_task.py:210\n"
+)
+
+
+def test_plain_unmarked_lines_without_instance_are_parsed_only_if_the_caller_wants_them():
+    data = PASSES + PERIODIC + NOISE
+    asked = []
+
+    def keep_plain(line: bytes) -> bool:
+        asked.append(bytes(line))
+        return False
+
+    reader = LogReader(only_relevant=True, keep_plain=keep_plain)
+    records = list(reader.read_stream(io.BytesIO(data), "nova-compute.log"))
+    assert asked == [PERIODIC]  # markers and lines naming an instance are never asked about
+    assert not any("periodic task" in r.message for r in records)
+    assert len(records) == 5 and reader.stats.total.filtered_lines == 4
+    kept = list(LogReader(only_relevant=True).read_stream(io.BytesIO(data), "nova-compute.log"))
+    assert any("periodic task" in r.message for r in kept)
