@@ -14,9 +14,10 @@ time, or a compute node whose NTP drifted. Two kinds of evidence fix that:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 # Corrections smaller than this are clock noise and RPC latency, not skew.
 NEGLIGIBLE_SKEW_S = 0.5
@@ -28,9 +29,10 @@ _MONTHS = {
 }
 
 
-@dataclass(frozen=True)
-class Precedence:
-    """`before` (on `before_host`'s clock) happened no later than `after` (on `after_host`'s)."""
+class Precedence(NamedTuple):
+    """`before` (on `before_host`'s clock) happened no later than `after` (on `after_host`'s).
+
+    A named tuple: immutable, and four are made for every migration rebuilt."""
 
     before_host: str
     before: datetime
@@ -53,9 +55,9 @@ def estimate_offsets(precedences: Iterable[Precedence], reference: str | None) -
         # offset(after) - offset(before) >= before - after
         gap = (p.before - p.after).total_seconds()
         key = (p.before_host, p.after_host)
-        low_high = bounds.setdefault(key, [float("-inf"), float("inf")])
+        low_high = bounds.setdefault(key, [-math.inf, math.inf])
         low_high[0] = max(low_high[0], gap)
-        reverse = bounds.setdefault((p.after_host, p.before_host), [float("-inf"), float("inf")])
+        reverse = bounds.setdefault((p.after_host, p.before_host), [-math.inf, math.inf])
         reverse[1] = min(reverse[1], -gap)
     hosts = {h for pair in bounds for h in pair}
     if not hosts:
@@ -63,9 +65,10 @@ def estimate_offsets(precedences: Iterable[Precedence], reference: str | None) -
     reference = reference if reference in hosts else sorted(hosts)[0]
     offsets = {reference: 0.0}
     frontier = [reference]
+    edges = sorted(bounds.items())
     while frontier:
         base = frontier.pop()
-        for (a, b), (low, high) in sorted(bounds.items()):
+        for (a, b), (low, high) in edges:
             if a != base or b in offsets:
                 continue
             offsets[b] = offsets[a] + _closest_to_zero(low, high)

@@ -8,6 +8,7 @@ implies, the first error, and the anomalies worth a look.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,6 +123,7 @@ def diagnose(migration: Migration, events: list[Any]) -> Diagnosis:
     inferred_steps: dict[str, str] = context.get("inferred", {})
     marks = _Marks.from_events(events)
     outcome = migration.status.value if migration.status.is_terminal else INCOMPLETE
+    reports = [e for e in events if type(e) is Migration.ProgressReported]
     progress = [
         ProgressPoint(
             at=e.timestamp,
@@ -130,10 +132,9 @@ def diagnose(migration: Migration, events: list[Any]) -> Diagnosis:
             memory_remaining_bytes=e.memory_remaining_bytes,
             memory_total_bytes=e.memory_total_bytes,
         )
-        for e in events
-        if isinstance(e, Migration.ProgressReported)
+        for e in reports
     ]
-    transfer_rate, dirty_rate = _rates(progress, events)
+    transfer_rate, dirty_rate = _rates(progress, reports)
     fit = _fit(migration, progress, inferred_steps)
     failure = _failure(migration, marks)
     diagnosis = Diagnosis(
@@ -155,7 +156,7 @@ def diagnose(migration: Migration, events: list[Any]) -> Diagnosis:
         dirty_rate_bytes_s=dirty_rate,
         failure=failure,
         anomalies=[],
-        timeline=_timeline(events, inferred_steps),
+        timeline=_timeline(events, reports, inferred_steps),
         log_files=list(context.get("log_files", [])),
     )
     diagnosis.anomalies = _anomalies(migration, diagnosis, marks, context)
@@ -185,36 +186,18 @@ class _Marks:
 
     @classmethod
     def from_events(cls, events: list[Any]) -> _Marks:
-        marks = cls(requested=events[0].timestamp)
+        marks = cls(requested=events[0].timestamp, last=events[-1].timestamp)
         for e in events:
-            marks.last = e.timestamp
-            if isinstance(e, Migration.MigrationQueued):
-                marks.queued = marks.queued or e.timestamp
-            elif isinstance(e, Migration.PreparationStarted):
-                marks.preparing = marks.preparing or e.timestamp
-            elif isinstance(e, Migration.PreparationCompleted):
+            kind = type(e)
+            if kind in _FIRST_TIME_OF:
+                name = _FIRST_TIME_OF[kind]
+                if getattr(marks, name) is None:
+                    setattr(marks, name, e.timestamp)
+            elif kind in _LAST_OF:
+                setattr(marks, _LAST_OF[kind], e)
+            elif kind is Migration.PreparationCompleted:
                 marks.prepared = e.timestamp
                 marks.preparation_details = dict(e.details or {})
-            elif isinstance(e, Migration.MigrationStarted):
-                marks.started = marks.started or e.timestamp
-            elif isinstance(e, Migration.VifPlugged):
-                marks.vif_plugged = marks.vif_plugged or e.timestamp
-            elif isinstance(e, Migration.GuestPaused):
-                marks.paused = marks.paused or e.timestamp
-            elif isinstance(e, Migration.SwitchedToPostCopy):
-                marks.post_copy = marks.post_copy or e.timestamp
-            elif isinstance(e, Migration.CompletionTimeoutReached):
-                marks.timeout = e
-            elif isinstance(e, Migration.RolledBack):
-                marks.rolled_back = e
-            elif isinstance(
-                e,
-                Migration.Completed
-                | Migration.Failed
-                | Migration.Cancelled
-                | Migration.PrecheckFailed,
-            ):
-                marks.terminal = e
         return marks
 
     @property
@@ -233,6 +216,25 @@ class _Marks:
             return self.terminal.timestamp
         return self.last
 
+
+# The milestones `_Marks` keeps the first time of, and the events it keeps the last of, by the
+# event's class (events are the aggregate's own classes, whoever stored them).
+_FIRST_TIME_OF: dict[type, str] = {
+    Migration.MigrationQueued: "queued",
+    Migration.PreparationStarted: "preparing",
+    Migration.MigrationStarted: "started",
+    Migration.VifPlugged: "vif_plugged",
+    Migration.GuestPaused: "paused",
+    Migration.SwitchedToPostCopy: "post_copy",
+}
+_LAST_OF: dict[type, str] = {
+    Migration.CompletionTimeoutReached: "timeout",
+    Migration.RolledBack: "rolled_back",
+    Migration.Completed: "terminal",
+    Migration.Failed: "terminal",
+    Migration.Cancelled: "terminal",
+    Migration.PrecheckFailed: "terminal",
+}
 
 # The steps that bound each phase, to drop a phase the logs never saw (both ends inferred).
 _PHASE_BOUNDS = {
@@ -298,17 +300,13 @@ def _terminal_time(marks: _Marks) -> datetime | None:
 # ------------------------------------------------------------------ rates and ramp
 
 
-def _rates(progress: list[ProgressPoint], events: list[Any]) -> tuple[float | None, float | None]:
+def _rates(progress: list[ProgressPoint], reports: list[Any]) -> tuple[float | None, float | None]:
     """Average bytes sent per second and bytes dirtied per second over the progress reports.
 
     Between two reports the guest dirtied what was sent minus what the remainder fell by.
     Wall-clock times are used: Nova's "running for N secs" counted loop passes until Wallaby.
     """
-    libvirt_dirty = [
-        e.dirty_rate_bytes_s
-        for e in events
-        if isinstance(e, Migration.ProgressReported) and e.dirty_rate_bytes_s is not None
-    ]
+    libvirt_dirty = [e.dirty_rate_bytes_s for e in reports if e.dirty_rate_bytes_s is not None]
     points = [
         p
         for p in progress
@@ -513,76 +511,94 @@ def _ramp_exhausted(migration: Migration, diagnosis: Diagnosis, marks: _Marks) -
 # ------------------------------------------------------------------ timeline
 
 
-def _timeline(events: list[Any], inferred_steps: dict[str, str]) -> list[TimelineEntry]:
+def _timeline(
+    events: list[Any], reports: list[Any], inferred_steps: dict[str, str]
+) -> list[TimelineEntry]:
+    """One entry per event; of the progress reports, only the first and the last."""
     entries: list[TimelineEntry] = []
-    progress_seen = 0
+    first, last = (reports[0], reports[-1]) if reports else (None, None)
     for e in events:
-        text, step = _describe(e)
-        if isinstance(e, Migration.ProgressReported):
-            progress_seen += 1
-            if progress_seen > 1 and e is not _last_progress(events):
-                continue
-        if text:
-            entries.append(TimelineEntry(e.timestamp, text, inferred=step in inferred_steps))
+        described = _DESCRIPTIONS.get(type(e))
+        if described is None or (
+            type(e) is Migration.ProgressReported and e is not first and e is not last
+        ):
+            continue
+        describe, step = described
+        entries.append(TimelineEntry(e.timestamp, describe(e), inferred=step in inferred_steps))
     return entries
 
 
-def _last_progress(events: list[Any]) -> Any:
-    reports = [e for e in events if isinstance(e, Migration.ProgressReported)]
-    return reports[-1] if reports else None
+def _progress_text(e: Any) -> str:
+    if e.memory_remaining_bytes is not None and e.memory_total_bytes:
+        pct = round(e.memory_remaining_bytes * 100 / e.memory_total_bytes)
+        return f"progress: {pct}% of memory remaining after {e.elapsed_s:.0f} s"
+    return f"progress report after {e.elapsed_s:.0f} s"
 
 
-def _describe(e: Any) -> tuple[str, str]:
-    """A short sentence for one event, and the step name used to mark it inferred."""
-    if isinstance(e, Migration.MigrationRequested):
-        dest = f" to {e.requested_dest}" if e.requested_dest else ""
-        return f"live migration of {e.instance} requested{dest}", "accepted"
-    if isinstance(e, Migration.DestinationSelected):
-        return f"destination {e.host} selected (attempt {e.attempt})", "destination"
-    if isinstance(e, Migration.DestinationRejected):
-        return f"destination {e.host} rejected: {e.reason}", "rejected"
-    if isinstance(e, Migration.PrecheckFailed):
-        return f"checks failed ({e.check}): {e.reason}", "precheck"
-    if isinstance(e, Migration.MigrationQueued):
-        return "queued on the source", "queued"
-    if isinstance(e, Migration.PreparationStarted):
-        where = f" on {e.dest_host}" if e.dest_host else ""
-        return f"pre-live-migration started{where}", "preparing"
-    if isinstance(e, Migration.PreparationCompleted):
-        return f"pre-live-migration done ({e.duration_s:.2f} s)", "prepared"
-    if isinstance(e, Migration.MigrationStarted):
-        return "memory copy started", "running"
-    if isinstance(e, Migration.VifPlugged):
-        return f"VIF {e.port_id} plugged on the destination", "vif_plugged"
-    if isinstance(e, Migration.BandwidthChanged):
-        return f"bandwidth set to {e.bandwidth_mib_s:g} MiB/s", "bandwidth"
-    if isinstance(e, Migration.DowntimeIncreased):
-        return f"max downtime {e.downtime_ms} ms (step at {e.elapsed_s:.0f} s)", "downtime"
-    if isinstance(e, Migration.ProgressReported):
-        if e.memory_remaining_bytes is not None and e.memory_total_bytes:
-            pct = round(e.memory_remaining_bytes * 100 / e.memory_total_bytes)
-            return f"progress: {pct}% of memory remaining after {e.elapsed_s:.0f} s", "progress"
-        return f"progress report after {e.elapsed_s:.0f} s", "progress"
-    if isinstance(e, Migration.ForceCompleteRequested):
-        return f"force-complete requested by {e.by}", "force_complete"
-    if isinstance(e, Migration.AbortRequested):
-        return f"abort requested by {e.by}", "abort"
-    if isinstance(e, Migration.SwitchedToPostCopy):
-        return "switched to post-copy", "post_copy"
-    if isinstance(e, Migration.GuestPaused):
-        return f"guest paused ({e.why})", "paused"
-    if isinstance(e, Migration.CompletionTimeoutReached):
-        return f"completion timeout reached after {e.elapsed_s:.0f} s ({e.action})", "timeout"
-    if isinstance(e, Migration.Completed):
-        return "completed", "completed"
-    if isinstance(e, Migration.Failed):
-        return f"{e.status} in {e.phase}: {e.reason}", "failed"
-    if isinstance(e, Migration.Cancelled):
-        return f"cancelled by {e.by}", "cancelled"
-    if isinstance(e, Migration.RolledBack):
-        cleaned = ", ".join(e.cleaned) if e.cleaned else "nothing recorded"
-        return f"rolled back (cleaned: {cleaned})", "rolled_back"
-    return "", ""
+# Per event class: a short sentence for the event, and the step name used to mark it inferred.
+_DESCRIPTIONS: dict[type, tuple[Callable[[Any], str], str]] = {
+    Migration.MigrationRequested: (
+        lambda e: (
+            f"live migration of {e.instance} requested"
+            + (f" to {e.requested_dest}" if e.requested_dest else "")
+        ),
+        "accepted",
+    ),
+    Migration.DestinationSelected: (
+        lambda e: f"destination {e.host} selected (attempt {e.attempt})",
+        "destination",
+    ),
+    Migration.DestinationRejected: (
+        lambda e: f"destination {e.host} rejected: {e.reason}",
+        "rejected",
+    ),
+    Migration.PrecheckFailed: (lambda e: f"checks failed ({e.check}): {e.reason}", "precheck"),
+    Migration.MigrationQueued: (lambda e: "queued on the source", "queued"),
+    Migration.PreparationStarted: (
+        lambda e: "pre-live-migration started" + (f" on {e.dest_host}" if e.dest_host else ""),
+        "preparing",
+    ),
+    Migration.PreparationCompleted: (
+        lambda e: f"pre-live-migration done ({e.duration_s:.2f} s)",
+        "prepared",
+    ),
+    Migration.MigrationStarted: (lambda e: "memory copy started", "running"),
+    Migration.VifPlugged: (
+        lambda e: f"VIF {e.port_id} plugged on the destination",
+        "vif_plugged",
+    ),
+    Migration.BandwidthChanged: (
+        lambda e: f"bandwidth set to {e.bandwidth_mib_s:g} MiB/s",
+        "bandwidth",
+    ),
+    Migration.DowntimeIncreased: (
+        lambda e: f"max downtime {e.downtime_ms} ms (step at {e.elapsed_s:.0f} s)",
+        "downtime",
+    ),
+    Migration.ProgressReported: (_progress_text, "progress"),
+    Migration.ForceCompleteRequested: (
+        lambda e: f"force-complete requested by {e.by}",
+        "force_complete",
+    ),
+    Migration.AbortRequested: (lambda e: f"abort requested by {e.by}", "abort"),
+    Migration.SwitchedToPostCopy: (lambda e: "switched to post-copy", "post_copy"),
+    Migration.GuestPaused: (lambda e: f"guest paused ({e.why})", "paused"),
+    Migration.CompletionTimeoutReached: (
+        lambda e: f"completion timeout reached after {e.elapsed_s:.0f} s ({e.action})",
+        "timeout",
+    ),
+    Migration.Completed: (lambda e: "completed", "completed"),
+    Migration.Failed: (lambda e: f"{e.status} in {e.phase}: {e.reason}", "failed"),
+    Migration.Cancelled: (lambda e: f"cancelled by {e.by}", "cancelled"),
+    Migration.RolledBack: (
+        lambda e: (
+            "rolled back (cleaned: "
+            + (", ".join(e.cleaned) if e.cleaned else "nothing recorded")
+            + ")"
+        ),
+        "rolled_back",
+    ),
+}
 
 
 # ------------------------------------------------------------------ formatting helpers

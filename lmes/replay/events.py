@@ -14,7 +14,7 @@ preparation, start, the monitor's downtime steps and progress, and the outcome.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,8 +86,21 @@ DEST_KINDS = frozenset(
 )
 # Blocking calls worth a phase of their own: os-brick's trace of a call that returned.
 _SLOW_CALL = re.compile(r"<== (?P<call>[\w.]+): return \((?P<ms>\d+)ms\)")
-_PORT = re.compile(r"network-vif-plugged[-', u]+(?P<port>[0-9a-f]{8}-[0-9a-f-]{27})")
+_PORT_EVENT = "network-vif-plugged"
+_PORT = re.compile(_PORT_EVENT + r"[-', u]+(?P<port>[0-9a-f]{8}-[0-9a-f-]{27})")
 SLOW_CALL_MS = 1000
+# The monitor's lines that add to a running migration's stream.
+_MONITORED = frozenset(
+    {
+        "downtime_increased",
+        "progress",
+        "force_complete_requested",
+        "abort_requested",
+        "completion_timeout",
+        "postcopy_switch",
+        "lifecycle",
+    }
+)
 
 
 @dataclass
@@ -101,7 +114,8 @@ class Replayed:
 
 @dataclass
 class _Facts:
-    """What the sightings of one migration say, on one clock."""
+    """What the sightings of one migration say, on one clock, indexed once by marker kind (the
+    rebuilding asks about kinds dozens of times)."""
 
     sightings: list[tuple[datetime, Sighting]]
     source: str | None  # the source's clock: its host, or its file when the host is unknown
@@ -109,22 +123,39 @@ class _Facts:
     offsets: dict[str, float]
     source_name: str | None = None  # the source's host name, when the logs tell it
     dest_name: str | None = None
+    by_kind: dict[str, list[tuple[datetime, Sighting]]] = field(default_factory=dict)
     first: dict[str, tuple[datetime, Sighting]] = field(default_factory=dict)
     last: dict[str, tuple[datetime, Sighting]] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)  # the hosts' names the lines carry, sorted
+    log_files: list[str] = field(default_factory=list)  # sorted
 
     def at(self, *kinds: str) -> datetime | None:
-        times = [self.first[k][0] for k in kinds if k in self.first]
-        return min(times) if times else None
+        earliest = None
+        for kind in kinds:
+            seen = self.first.get(kind)
+            if seen is not None and (earliest is None or seen[0] < earliest):
+                earliest = seen[0]
+        return earliest
 
     def latest(self, *kinds: str) -> datetime | None:
-        times = [self.last[k][0] for k in kinds if k in self.last]
-        return max(times) if times else None
+        latest = None
+        for kind in kinds:
+            seen = self.last.get(kind)
+            if seen is not None and (latest is None or seen[0] > latest):
+                latest = seen[0]
+        return latest
 
     def marker(self, kind: str) -> Any:
-        return self.first[kind][1].marker if kind in self.first else None
+        seen = self.first.get(kind)
+        return seen[1].marker if seen is not None else None
 
     def sighting(self, kind: str) -> Sighting | None:
-        return self.first[kind][1] if kind in self.first else None
+        seen = self.first.get(kind)
+        return seen[1] if seen is not None else None
+
+    def all(self, kind: str) -> list[tuple[datetime, Sighting]]:
+        """Every sighting of `kind`, in order."""
+        return self.by_kind.get(kind, [])
 
 
 def migration_key(collected: CollectedMigration) -> str:
@@ -162,84 +193,112 @@ def rebuild(collected: CollectedMigration) -> Replayed:
 
 
 def _facts(collected: CollectedMigration) -> _Facts:
-    source = _host_of(collected.sightings, SOURCE_KINDS, exclude=None)
-    dest = _host_of(collected.sightings, DEST_KINDS, exclude=source)
-    offsets = estimate_offsets(_precedences(collected.sightings, source, dest), source)
-    placed = sorted(
-        ((s.at + timedelta(seconds=offsets.get(s.host, 0.0)), s) for s in collected.sightings),
-        key=lambda pair: (pair[0], pair[1].record.line_number),
-    )
-    facts = _Facts(
+    sightings = collected.sightings
+    by_kind, on_source, on_dest = _index(sightings)
+    source = _most_seen(on_source, exclude=None)
+    dest = _most_seen(on_dest, exclude=source)
+    offsets = estimate_offsets(_precedences(by_kind, source, dest), source)
+    shifts = {host: timedelta(seconds=offset) for host, offset in offsets.items() if offset}
+    placed = [(s.at + shifts[s.host], s) if s.host in shifts else (s.at, s) for s in sightings]
+    placed.sort(key=_placement)
+    placed_by_kind: dict[str, list[tuple[datetime, Sighting]]] = {}
+    for pair in placed:
+        marker = pair[1].marker
+        if marker is not None:
+            same = placed_by_kind.get(marker.kind)
+            if same is None:
+                placed_by_kind[marker.kind] = [pair]
+            else:
+                same.append(pair)
+    record_hosts = {s.record.host for s in sightings}
+    return _Facts(
         sightings=placed,
         source=source,
         dest=dest,
         offsets=offsets,
-        source_name=_named(source, collected.sightings),
-        dest_name=_named(dest, collected.sightings),
+        source_name=source if source in record_hosts else None,
+        dest_name=dest if dest in record_hosts else None,
+        by_kind=placed_by_kind,
+        first={kind: pairs[0] for kind, pairs in placed_by_kind.items()},
+        last={kind: pairs[-1] for kind, pairs in placed_by_kind.items()},
+        hosts=sorted(host for host in record_hosts if host),
+        log_files=sorted({s.record.source for s in sightings}),
     )
-    for at, sighting in placed:
-        if sighting.marker is None:
+
+
+def _index(
+    sightings: list[Sighting],
+) -> tuple[dict[str, list[Sighting]], dict[str, int], dict[str, int]]:
+    """In one pass: the sightings by marker kind (on their own clocks), and per host how many
+    source-side and destination-side markers it logged (hosts in the order first seen)."""
+    by_kind: dict[str, list[Sighting]] = {}
+    on_source: dict[str, int] = {}
+    on_dest: dict[str, int] = {}
+    for s in sightings:
+        marker = s.marker
+        if marker is None:
             continue
-        kind = sighting.marker.kind
-        facts.first.setdefault(kind, (at, sighting))
-        facts.last[kind] = (at, sighting)
-    return facts
+        kind = marker.kind
+        same = by_kind.get(kind)
+        if same is None:
+            by_kind[kind] = [s]
+        else:
+            same.append(s)
+        if s.host:
+            if kind in SOURCE_KINDS:
+                on_source[s.host] = on_source.get(s.host, 0) + 1
+            elif kind in DEST_KINDS:
+                on_dest[s.host] = on_dest.get(s.host, 0) + 1
+    return by_kind, on_source, on_dest
 
 
-def _named(label: str | None, sightings: list[Sighting]) -> str | None:
-    """`label` if it is a host's name rather than the file a nameless host's lines came from."""
-    if label is None:
-        return None
-    return label if any(s.record.host == label for s in sightings) else None
+def _most_seen(counts: dict[str, int], exclude: str | None) -> str | None:
+    """The host with the most markers; of equal ones, the first seen."""
+    best = None
+    for host, count in counts.items():
+        if host != exclude and (best is None or count > counts[best]):
+            best = host
+    return best
 
 
-def _host_of(sightings: list[Sighting], kinds: frozenset[str], exclude: str | None) -> str | None:
-    counts = Counter(
-        s.host for s in sightings if s.marker is not None and s.marker.kind in kinds and s.host
-    )
-    counts.pop(exclude, None)  # type: ignore[arg-type]
-    return counts.most_common(1)[0][0] if counts else None
+def _placement(pair: tuple[datetime, Sighting]) -> tuple[datetime, int]:
+    return pair[0], pair[1].record.line_number
 
 
 def _precedences(
-    sightings: list[Sighting], source: str | None, dest: str | None
+    by_kind: dict[str, list[Sighting]], source: str | None, dest: str | None
 ) -> list[Precedence]:
     """The cross-host order Nova's RPC calls guarantee, as pairs of raw times."""
     if not source or not dest:
         return []
 
-    def first(host: str, *kinds: str) -> datetime | None:
-        times = [s.at for s in sightings if s.host == host and s.marker and s.marker.kind in kinds]
-        return min(times) if times else None
+    def seen(
+        host: str, *kinds: str, pick: Callable[[list[datetime]], datetime] = min
+    ) -> datetime | None:
+        times = [s.at for kind in kinds for s in by_kind.get(kind, ()) if s.host == host]
+        return pick(times) if times else None
 
-    def last(host: str, *kinds: str) -> datetime | None:
-        times = [s.at for s in sightings if s.host == host and s.marker and s.marker.kind in kinds]
-        return max(times) if times else None
-
+    checked = seen(source, "check_source")
     pairs = [
-        ((dest, first(dest, "check_destination")), (source, first(source, "check_source"))),
-        ((source, first(source, "check_source")), (dest, first(dest, "pre_live_migration_start"))),
+        (dest, seen(dest, "check_destination"), source, checked),
+        (source, checked, dest, seen(dest, "pre_live_migration_start")),
         (
-            (dest, last(dest, "pre_live_migration_result")),
-            (
+            dest,
+            seen(dest, "pre_live_migration_result", pick=max),
+            source,
+            seen(
                 source,
-                first(
-                    source,
-                    "pre_live_migration_took",
-                    "live_migration_data",
-                    "monitor_started",
-                    "migrate_api_invoked",
-                ),
+                "pre_live_migration_took",
+                "live_migration_data",
+                "monitor_started",
+                "migrate_api_invoked",
             ),
         ),
-        (
-            (source, first(source, "operation_completed")),
-            (dest, first(dest, "post_live_migration_dest")),
-        ),
+        (source, seen(source, "operation_completed"), dest, seen(dest, "post_live_migration_dest")),
     ]
     return [
         Precedence(before_host=bh, before=bt, after_host=ah, after=at)
-        for (bh, bt), (ah, at) in pairs
+        for bh, bt, ah, at in pairs
         if bt is not None and at is not None
     ]
 
@@ -257,6 +316,7 @@ class _Builder:
         self.inferred: dict[str, str] = {}
         self.observations: list[dict[str, str]] = []
         self.migration: Migration = None  # type: ignore[assignment]
+        self.block_migration = self._block_migration()
 
     # -------------------------------------------------------------- the walk
 
@@ -350,13 +410,13 @@ class _Builder:
             origin=Origin.REPLAY,
             source_host=f.source_name,
             requested_dest=self._host_name(requested_dest) if requested_dest else None,
-            block_migration=self._block_migration(),
+            block_migration=self.block_migration,
             context={},
             migration_id=self.migration_id,
         )
         dest = f.dest_name or self._named_dest()
         if dest and dest != f.source_name:
-            for attempt, (at, sighting) in enumerate(self._all("host_skipped"), start=1):
+            for attempt, (at, sighting) in enumerate(f.all("host_skipped"), start=1):
                 marker = sighting.marker
                 self.migration.reject_destination(
                     self._host_name(marker.host or "unknown"),
@@ -365,7 +425,7 @@ class _Builder:
                     reason=marker.reason or "",
                     at=at,
                 )
-            attempt = len(self._all("host_skipped")) + 1
+            attempt = len(f.all("host_skipped")) + 1
             at = f.at("check_destination", "scheduler_selected") or first_at
             if not f.at("check_destination", "scheduler_selected"):
                 self.inferred["destination"] = "no check on the destination was logged"
@@ -465,23 +525,25 @@ class _Builder:
 
     def _monitor(self, ramp: list[tuple[int, int]]) -> None:
         f = self.facts
-        started = self.migration.phase_times[Status.RUNNING.value]
+        migration = self.migration
+        started = migration.phase_times[Status.RUNNING.value]
         timeout_action = self._timeout_action()
+        # none of these lines ends the migration: only its outcome, after them, does
         for at, sighting in f.sightings:
             marker = sighting.marker
-            if marker is None or at < started or self.migration.is_terminal:
+            if marker is None or marker.kind not in _MONITORED or at < started:
                 continue
             kind = marker.kind
-            status = self.migration.status
+            status = migration.status
             try:
                 if kind == "downtime_increased" and status is Status.RUNNING:
                     mark = int(marker.elapsed_s or 0)
                     index = _index_of(ramp, (mark, marker.downtime_ms))
-                    self.migration.increase_downtime(
+                    migration.increase_downtime(
                         marker.downtime_ms, elapsed_s=mark, step_index=index, at=at
                     )
                 elif kind == "progress":
-                    self.migration.report_progress(
+                    migration.report_progress(
                         elapsed_s=marker.elapsed_s or 0.0,
                         memory_total_bytes=marker.memory_total_bytes,
                         memory_processed_bytes=marker.memory_processed_bytes,
@@ -492,32 +554,26 @@ class _Builder:
                         at=at,
                     )
                 elif kind == "force_complete_requested" and status is Status.RUNNING:
-                    self.migration.request_force_complete(by="api", at=at)
+                    migration.request_force_complete(by="api", at=at)
                 elif kind == "abort_requested" and status is Status.RUNNING:
-                    self.migration.request_abort(by="api", at=at)
+                    migration.request_abort(by="api", at=at)
                 elif kind == "completion_timeout" and status is Status.RUNNING:
-                    self.migration.reach_completion_timeout(
+                    migration.reach_completion_timeout(
                         elapsed_s=(at - started).total_seconds(), action=timeout_action, at=at
                     )
                 elif kind == "postcopy_switch" and status is Status.RUNNING:
-                    self.migration.switch_to_post_copy(
-                        elapsed_s=(at - started).total_seconds(), at=at
-                    )
+                    migration.switch_to_post_copy(elapsed_s=(at - started).total_seconds(), at=at)
                 elif (
                     kind == "lifecycle"
                     and marker.state == "Paused"
                     and sighting.host == f.source
-                    and self.migration.paused_at is None
-                    and self.migration.status in (Status.RUNNING, Status.POST_COPY)
+                    and migration.paused_at is None
+                    and status in (Status.RUNNING, Status.POST_COPY)
                 ):
                     why = (
-                        "force-complete"
-                        if self.migration.force_complete_requested_by
-                        else "switchover"
+                        "force-complete" if migration.force_complete_requested_by else "switchover"
                     )
-                    self.migration.pause_guest(
-                        elapsed_s=(at - started).total_seconds(), why=why, at=at
-                    )
+                    migration.pause_guest(elapsed_s=(at - started).total_seconds(), why=why, at=at)
             except DomainError:
                 continue  # a line Nova logs in a status lmes has already left: nothing to add
 
@@ -733,7 +789,7 @@ class _Builder:
         f = self.facts
         listed = f.marker("downtime_steps_listed")
         memory_total = self._memory_total()
-        block = {"true": True, "false": False}.get(self._block_migration())
+        block = {"true": True, "false": False}.get(self.block_migration)
         if listed is not None and listed.steps:
             ramp = [tuple(step) for step in listed.steps]
             fit = fit_ramp(
@@ -742,10 +798,8 @@ class _Builder:
             return ramp, True, _data_gb(fit, memory_total)  # type: ignore[return-value]
         applied = [
             (int(s.marker.elapsed_s or 0), int(s.marker.downtime_ms))
-            for _, s in f.sightings
-            if s.marker is not None
-            and s.marker.kind == "downtime_increased"
-            and s.marker.downtime_ms is not None
+            for _, s in f.all("downtime_increased")
+            if s.marker.downtime_ms is not None
         ]
         fit = (
             fit_ramp(
@@ -769,8 +823,8 @@ class _Builder:
     def _memory_total(self) -> int | None:
         totals = [
             s.marker.memory_total_bytes
-            for _, s in self.facts.sightings
-            if s.marker is not None and s.marker.kind == "progress" and s.marker.memory_total_bytes
+            for _, s in self.facts.all("progress")
+            if s.marker.memory_total_bytes
         ]
         return max(totals) if totals else None
 
@@ -790,7 +844,8 @@ class _Builder:
 
     def _port_id(self) -> str | None:
         for _, sighting in self.facts.sightings:
-            match = _PORT.search(sighting.record.message)
+            message = sighting.record.message
+            match = _PORT.search(message) if _PORT_EVENT in message else None
             if match:
                 return match.group("port")
         return None
@@ -811,13 +866,14 @@ class _Builder:
 
     def _host_name(self, named: str) -> str:
         """Nova's name for a host (`node-3.domain.tld`) as the logs' host is known (`node-3`)."""
-        for host in {s.record.host for _, s in self.facts.sightings if s.record.host}:
-            if named == host or named.split(".")[0] == host.split(".")[0]:
+        hosts = self.facts.hosts
+        if named in hosts:
+            return named
+        short = named.split(".")[0]
+        for host in hosts:
+            if short == host.split(".")[0]:
                 return host
         return named
-
-    def _all(self, kind: str) -> list[tuple[datetime, Sighting]]:
-        return [(at, s) for at, s in self.facts.sightings if s.marker and s.marker.kind == kind]
 
     def _observe(self) -> None:
         f = self.facts
@@ -873,11 +929,10 @@ class _Builder:
 
     def finish_context(self) -> None:
         """Write what the logs could not say into the stream's first event's context."""
-        collected = self.collected
         context = {
-            "request_ids": list(collected.request_ids),
-            "log_files": sorted({s.record.source for s in collected.sightings}),
-            "hosts": sorted({s.record.host for s in collected.sightings if s.record.host}),
+            "request_ids": list(self.collected.request_ids),
+            "log_files": list(self.facts.log_files),
+            "hosts": list(self.facts.hosts),
             "inferred": dict(self.inferred),
             "observations": list(self.observations),
             "clock_offsets_s": {h: o for h, o in self.facts.offsets.items() if o},

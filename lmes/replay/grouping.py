@@ -14,7 +14,7 @@ memory stays bounded however long the logs are.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -122,7 +122,7 @@ class Grouper:
         self._parked_at: dict[str, datetime] = {}
         self._open: list[CollectedMigration] = []
         self._now: datetime | None = None
-        self._swept: datetime | None = None
+        self._next_sweep: datetime | None = None
 
     def wants_steps_list(self, record: Record) -> bool:
         """Whether a `Current … steps [...]` line still tells something (the first per
@@ -130,14 +130,16 @@ class Grouper:
         migration = self._find(record)
         return migration is None or "downtime_steps_listed" not in migration.kinds
 
-    def add(self, sighting: Sighting) -> Iterator[CollectedMigration]:
-        """Take one sighting; yield the migrations that are now over and settled."""
-        if self._now is None or sighting.at > self._now:
-            self._now = sighting.at
+    def add(self, sighting: Sighting) -> Sequence[CollectedMigration]:
+        """Take one sighting; return the migrations that are now over and settled (a sequence
+        rather than a generator: most sightings settle nothing, and this runs for each)."""
+        now = self._now
+        if now is None or sighting.at > now:
+            now = self._now = sighting.at
         marker = sighting.marker
         kind = marker.kind if marker is not None else None
         if kind in _CHATTER:
-            return
+            return ()
         record = sighting.record
         instance = record.instance_uuid or _instance_in(marker)
         request_id = record.request_id
@@ -151,7 +153,7 @@ class Grouper:
             ):
                 migration = None
             elif migration is not None and kind is None and migration.ended:
-                return  # a later, unrelated operation on the same instance
+                return ()  # a later, unrelated operation on the same instance
             if migration is None and kind is not None and kind not in _FOLLOWERS:
                 migration = self._open_migration(instance)
         if migration is None and not instance and request_id and kind is not None:
@@ -168,11 +170,13 @@ class Grouper:
                 and request_id not in migration.request_ids
             ):
                 self._link(request_id, migration)
-        yield from self._sweep()
+        if self._next_sweep is not None and now < self._next_sweep:
+            return ()
+        return self._sweep(now)
 
     def flush(self) -> Iterator[CollectedMigration]:
         """Every migration still held (the logs ended), oldest first."""
-        held = sorted(self._open, key=lambda m: m.sightings[0].at)
+        held = sorted(self._open, key=_first_seen)
         self._open.clear()
         self._by_instance.clear()
         self._by_request.clear()
@@ -216,32 +220,30 @@ class Grouper:
         self._parked.setdefault(request_id, []).append(sighting)
         self._parked_at.setdefault(request_id, sighting.at)
 
-    def _sweep(self) -> Iterator[CollectedMigration]:
+    def _sweep(self, now: datetime) -> list[CollectedMigration]:
         """Every so often (ten minutes of log time), hand back the migrations that are settled."""
-        now = self._now
-        assert now is not None
-        if self._swept is not None and now - self._swept < SWEEP_EVERY:
-            return
-        self._swept = now
+        self._next_sweep = now + SWEEP_EVERY
         horizon = now - self.settle
         # Many migrations at once (an evacuation): the ended ones settle sooner, so that memory
         # stays bounded, at the price of less patience for a host whose clock is far off.
         ended_horizon = now - BUSY_SETTLE if len(self._open) > BUSY_OPEN else horizon
-
-        def is_settled(m: CollectedMigration) -> bool:
-            return m.last_seen is not None and m.last_seen < (ended_horizon if m.ended else horizon)
-
-        settled = [m for m in self._open if is_settled(m)]
+        still_open: list[CollectedMigration] = []
+        settled: list[CollectedMigration] = []
+        for m in self._open:
+            last_seen = m.last_seen
+            if last_seen is not None and last_seen < (ended_horizon if m.ended else horizon):
+                settled.append(m)
+            else:
+                still_open.append(m)
         if settled:
-            self._open = [m for m in self._open if not is_settled(m)]
+            self._open = still_open
             for migration in settled:
                 self._forget(migration)
-            for migration in sorted(settled, key=lambda m: m.sightings[0].at):
-                if migration.has_markers:
-                    yield migration
+            settled.sort(key=_first_seen)
         for request_id in [r for r, at in self._parked_at.items() if at < horizon]:
             self._parked.pop(request_id, None)
             self._parked_at.pop(request_id, None)
+        return [migration for migration in settled if migration.has_markers]
 
     def _forget(self, migration: CollectedMigration) -> None:
         if migration.instance and self._by_instance.get(migration.instance) is migration:
@@ -249,6 +251,10 @@ class Grouper:
         for request_id in migration.request_ids:
             if self._by_request.get(request_id) is migration:
                 del self._by_request[request_id]
+
+
+def _first_seen(migration: CollectedMigration) -> datetime:
+    return migration.sightings[0].at
 
 
 def _instance_in(marker: Marker | None) -> str | None:

@@ -10,6 +10,7 @@ running the policy function forward, so a reported configuration always reproduc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -81,6 +82,18 @@ def fit_ramp(
     the guest's RAM is all Nova counted (no block migration), which separates the delay from
     the data size in their product, the step spacing.
     """
+    return _fit(tuple(map(tuple, observed)), whole_ramp, memory_total_bytes, block_migration)
+
+
+@lru_cache(maxsize=4096)
+def _fit(
+    observed: tuple[tuple[int, int], ...],
+    whole_ramp: bool,
+    memory_total_bytes: int | None,
+    block_migration: bool | None,
+) -> RampFit | None:
+    """`fit_ramp`, remembered: a cloud's migrations share a few ramps and guest sizes, and each
+    is fitted when rebuilt and again when diagnosed, so most fits are made once."""
     steps_seen = tuple(sorted({(int(s), int(ms)) for s, ms in observed}))
     if not steps_seen:
         return None
@@ -131,9 +144,9 @@ def split_spacing(
         ram_gb = max(memory_total_bytes / GIB_BYTES, policy.MINIMUM_DEVICE_GB)
     if ram_gb is not None and block_migration is not True:
         if ram_gb == policy.MINIMUM_DEVICE_GB:
-            candidates = [d for d in range(1, MAX_DELAY_SEARCHED_S) if int(d * ram_gb) == spacing_s]
-            if candidates:
-                delay = DEFAULT_DELAY_S if DEFAULT_DELAY_S in candidates else candidates[0]
+            # a whole number of GiB: the one delay whose product is the spacing, if any
+            delay, rest = divmod(spacing_s, policy.MINIMUM_DEVICE_GB)
+            if not rest and 0 < delay < MAX_DELAY_SEARCHED_S:
                 return delay, float(policy.MINIMUM_DEVICE_GB)
         default_gb = spacing_s / DEFAULT_DELAY_S
         # libvirt's total includes a little more than the flavor's RAM
@@ -151,32 +164,59 @@ def split_spacing(
 def _fit_values(
     observed: tuple[tuple[int, int], ...], whole_ramp: bool
 ) -> tuple[tuple[str, bool, int, int, int | None], bool] | None:
-    """(form, py2, downtime_ms, steps, spacing_s) reproducing the ms values, and ambiguity."""
-    matches = [
-        (form, py2, downtime_ms, steps, spacing)
-        for form, py2 in _FORMS
-        for downtime_ms, steps in _candidates(observed, whole_ramp, form)
-        if (spacing := _spacing_if_matches(observed, whole_ramp, form, py2, downtime_ms, steps))
-        is not False
-    ]
+    """(form, py2, downtime_ms, steps, spacing_s) reproducing the ms values, and ambiguity.
+
+    Of the downtimes that fit with one form and step count, the smallest is the answer unless
+    Nova's default fits too, so the others are not tried (each try computes a whole ramp)."""
+    matches = []
+    for form, py2 in _FORMS:
+        for steps, downtimes in _candidates(observed, whole_ramp, form):
+            first = _first_fit(observed, whole_ramp, form, py2, steps, downtimes)
+            if first is None:
+                continue
+            matches.append((form, py2, first[0], steps, first[1]))
+            if (
+                steps == DEFAULT_STEPS
+                and first[0] < DEFAULT_DOWNTIME_MS
+                and DEFAULT_DOWNTIME_MS in downtimes
+            ):
+                default = _first_fit(observed, whole_ramp, form, py2, steps, [DEFAULT_DOWNTIME_MS])
+                if default is not None:
+                    matches.append((form, py2, default[0], steps, default[1]))
     if not matches:
         return None
     defaults = [m for m in matches if (m[2], m[3]) == (DEFAULT_DOWNTIME_MS, DEFAULT_STEPS)]
-    best = (defaults or sorted(matches, key=lambda m: m[3]))[0]
+    best = defaults[0] if defaults else min(matches, key=lambda m: m[3])
     # py2 integer division lets a few downtimes give one ramp: only form and steps count here
     distinct = {(m[0], m[3]) for m in matches}
     return best, len(distinct) > 1
 
 
+def _first_fit(
+    observed: tuple[tuple[int, int], ...],
+    whole_ramp: bool,
+    form: str,
+    py2: bool,
+    steps: int,
+    downtimes: Iterable[int],
+) -> tuple[int, int | None] | None:
+    """The first of `downtimes` whose ramp fits `observed`, with the step spacing it implies."""
+    for downtime_ms in downtimes:
+        spacing = _spacing_if_matches(observed, whole_ramp, form, py2, downtime_ms, steps)
+        if spacing is not False:
+            return downtime_ms, spacing  # type: ignore[return-value]
+    return None
+
+
 def _candidates(
     observed: tuple[tuple[int, int], ...], whole_ramp: bool, form: str
-) -> list[tuple[int, int]]:
-    """(downtime_ms, steps) pairs worth checking against `observed`."""
+) -> list[tuple[int, range]]:
+    """The step counts worth checking against `observed`, each with its downtimes (ms)."""
     if whole_ramp:
         last_ms = observed[-1][1]
-        return [(last_ms + extra, len(observed) - 1) for extra in (0, 1, 2)]
+        return [(len(observed) - 1, range(last_ms, last_ms + 3))]
     first_ms = observed[0][1] if observed[0][0] == 0 else None
-    pairs = []
+    groups = []
     for steps in range(3, MAX_STEPS_SEARCHED + 1):
         if first_ms is None:
             low, high = 100, max(ms for _, ms in observed) * 2 + 2
@@ -184,8 +224,8 @@ def _candidates(
             low, high = (first_ms - 1) * (steps + 1), first_ms * (steps + 1) + 1
         else:
             low, high = first_ms * steps, (first_ms + 1) * steps + 1
-        pairs.extend((d, steps) for d in range(max(low, 100), high))
-    return pairs
+        groups.append((steps, range(max(low, 100), high)))
+    return groups
 
 
 def _spacing_if_matches(
