@@ -45,6 +45,7 @@ MARKER_KINDS = (
     "vif_plug_timeout",
     "vif_events_timeout",
     "vifs_received_continue",
+    "vif_event_received",
     "ports_binding",
     "live_migration_data",
     "monitor_started",
@@ -213,6 +214,10 @@ _CATALOGUE: tuple[tuple[str, str, dict[str, object]], ...] = (
         "VIFs events received, continuing migration, bandwidth: %(bandwidth_mib_s)d",
         {},
     ),
+    # Neutron's event reaching the instance's host; Nova 18+ waits for it on the source before
+    # the copy starts (`live_migration_wait_for_vif_plug`)
+    ("vif_event_received", "Received event network-vif-plugged-%(data)s", {}),
+    ("vif_event_received", "Processing event network-vif-plugged-%(data)s", {}),
     ("ports_binding", "Binding ports to destination host: %(host)s", {}),
     ("ports_binding", "Start binding ports on destination host: %(host)s", {}),
     ("live_migration_data", "live_migration data is %(data)s", {}),
@@ -339,7 +344,12 @@ _CATALOGUE: tuple[tuple[str, str, dict[str, object]], ...] = (
     ),
 )
 
-RELEVANT_NEEDLES: tuple[bytes, ...] = (b"igrat", b" downtime to ", b"Lifecycle Event")
+RELEVANT_NEEDLES: tuple[bytes, ...] = (
+    b"igrat",
+    b" downtime to ",
+    b"Lifecycle Event",
+    b"network-vif-plugged",
+)
 """Byte strings that a line must contain to possibly matter for live migration. Every template
 above contains one of them, except a few DEBUG messages whose oslo location suffix
 (`_live_migration_monitor .../libvirt/migration.py`, `check_can_live_migrate_source`, ...) or JSON

@@ -380,6 +380,7 @@ class _Builder:
         if self._prepare_failed():
             return
         self._prepared(started_at)
+        self._port_event_awaited(started_at)
         if started_at is None:
             if not self._outcome_after_start():
                 self.finish_context()
@@ -522,6 +523,20 @@ class _Builder:
             return
         port = self._port_id() or "unknown"
         self.migration.plug_vif(port, at=_not_before(at, self.migration))
+
+    def _port_event_awaited(self, started_at: datetime | None) -> None:
+        """Nova 18+ waits on the source for Neutron's network-vif-plugged before it starts the
+        copy: the first such event the source received once preparing, before the start, marks
+        the end of that wait (its time, once the preparation is over: the wait begins then)."""
+        f = self.facts
+        if self.migration.vifs_plugged or started_at is None:
+            return
+        preparing = self.migration.phase_times[Status.PREPARING.value]
+        for at, sighting in f.all("vif_event_received"):
+            if sighting.host == f.source and preparing <= at < started_at:
+                port = self._port_id() or "unknown"
+                self.migration.plug_vif(port, at=_not_before(at, self.migration))
+                return
 
     def _monitor(self, ramp: list[tuple[int, int]]) -> None:
         f = self.facts

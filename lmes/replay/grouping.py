@@ -53,11 +53,20 @@ OPENING = frozenset(
     }
 )
 # Markers that only ever follow others: never the first sign of a migration.
-_FOLLOWERS = frozenset({"lifecycle", "job_state_inferred", "reset_on_startup"})
+_FOLLOWERS = frozenset(
+    {"lifecycle", "job_state_inferred", "reset_on_startup", "vif_event_received"}
+)
 # Markers logged under another context than the migration's (lifecycle events are handled
-# outside any request): their request id, if any, is not the migration's.
+# outside any request, Neutron's events under its own call): their request id, if any, is not
+# the migration's.
 _UNLINKED = frozenset(
-    {"lifecycle", "reset_on_startup", "force_complete_requested", "abort_requested"}
+    {
+        "lifecycle",
+        "vif_event_received",
+        "reset_on_startup",
+        "force_complete_requested",
+        "abort_requested",
+    }
 )
 # Markers after which Nova writes nothing more for the migration on the source.
 _ENDING = frozenset(

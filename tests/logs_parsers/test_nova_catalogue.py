@@ -118,6 +118,16 @@ SAMPLES = [
         "vifs_received_continue",
         {"bandwidth_mib_s": 107},
     ),
+    (
+        "Received event network-vif-plugged-3b1c5a2e-1111-4222-8333-944455556666",
+        "vif_event_received",
+        {"data": "3b1c5a2e-1111-4222-8333-944455556666"},
+    ),
+    (
+        "Processing event network-vif-plugged-3b1c5a2e-1111-4222-8333-944455556666",
+        "vif_event_received",
+        {"data": "3b1c5a2e-1111-4222-8333-944455556666"},
+    ),
     ("Binding ports to destination host: node-3", "ports_binding", {"host": "node-3"}),
     ("Start binding ports on destination host: node-3", "ports_binding", {"host": "node-3"}),
     ("live_migration data is LibvirtLiveMigrateData()", "live_migration_data", {}),

@@ -354,3 +354,37 @@ def test_an_abort_while_queued_cancels_before_any_preparation(tmp_path):
     d = migration.diagnosis
     assert (d.outcome, d.failure["phase"]) == ("cancelled", "queued")
     assert d.request_ids == ["req-6e000001-0000-4000-8000-000000000001"]
+
+
+def test_nova_18_s_wait_for_network_vif_plugged_is_a_phase(tmp_path):
+    ctx = "[None req-7f000001-0000-4000-8000-000000000001 admin admin - - default default]"
+    neutron = "[None req-7f000002-0000-4000-8000-000000000002 neutron service - - default default]"
+    vm = f"[instance: {C}]"
+    port = "3b1c5a2e-1111-4222-8333-944455556666"
+    log = tmp_path / "compute-13" / "nova-compute.log"
+    log.parent.mkdir()
+    log.write_text(
+        f"2024-05-06 09:00:00.000 9 DEBUG nova.compute.manager {ctx} source check data is "
+        f"LibvirtLiveMigrateData(block_migration=False,instance_relative_path='{C}')\n"
+        f"2024-05-06 09:00:03.000 9 INFO nova.compute.manager {ctx} {vm} Took 2.50 seconds for "
+        f"pre_live_migration on destination host compute-14.\n"
+        f"2024-05-06 09:00:09.500 9 DEBUG nova.compute.manager {neutron} {vm} Received event "
+        f"network-vif-plugged-{port} external_instance_event /usr/lib/nova/compute/manager.py:1\n"
+        f"2024-05-06 09:00:09.510 9 DEBUG nova.compute.manager {neutron} {vm} Processing event "
+        f"network-vif-plugged-{port} _process_instance_event /usr/lib/nova/compute/manager.py:2\n"
+        f"2024-05-06 09:00:09.600 9 DEBUG nova.compute.manager {ctx} {vm} live_migration data is "
+        f"LibvirtLiveMigrateData(block_migration=False)\n"
+        f"2024-05-06 09:00:09.700 9 DEBUG nova.virt.libvirt.driver {ctx} {vm} Starting "
+        f"monitoring of live migration\n"
+        f"2024-05-06 09:00:20.000 9 INFO nova.virt.libvirt.driver {ctx} {vm} Migration operation "
+        f"has completed\n"
+        f"2024-05-06 09:00:21.000 9 INFO nova.compute.manager {ctx} {vm} Migrating instance to "
+        f"compute-14 finished successfully.\n"
+    )
+    [migration] = replay_folder(log)
+    d = migration.diagnosis
+    assert d.outcome == "completed" and d.dest_host == "compute-14"
+    assert d.phases["vif_wait"] == pytest.approx(6.5)
+    plugged = [e for e in migration.replayed.events if type(e).__name__ == "VifPlugged"]
+    assert [e.port_id for e in plugged] == [port]
+    assert d.request_ids == ["req-7f000001-0000-4000-8000-000000000001"]
