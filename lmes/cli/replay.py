@@ -16,9 +16,7 @@ import sys
 from typing import Any
 
 from lmes.errors import UserError
-from lmes.replay.report import render
 from lmes.replay.service import Replay, ReplayProgress, StoreResult, collect_logs
-from lmes.store import open_store
 from logs_parsers.hosts import parse_host_mapping
 
 PROGRESS_BAR_FROM_BYTES = 64 << 20
@@ -72,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
         ):
             args.paths.append(path)
     logs = collect_logs(args.paths, {path: host for path, host in mapping.items()})
-    store = None if args.no_store else open_store()
+    # the store and the text report are loaded when asked for: a replay forks its log readers
+    # first and loads the rest while they read (see lmes.replay)
+    store = None
+    if not args.no_store:
+        from lmes.store import open_store
+
+        store = open_store()
     show_bar = sys.stderr.isatty() and logs.total_bytes >= PROGRESS_BAR_FROM_BYTES
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}")
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.json:
             out.write("[")
+        else:
+            from lmes.replay.report import render
         for result in replay.migrations():
             if args.json:
                 entry: dict[str, Any] = result.diagnosis.as_dict()

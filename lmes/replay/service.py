@@ -23,16 +23,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmes.errors import UserError
 from lmes.replay.collection import rare_collections
-from lmes.replay.diagnosis import Diagnosis, diagnose
-from lmes.replay.events import Replayed, rebuild
 from lmes.replay.grouping import DEFAULT_SETTLE_S, CollectedMigration, Grouper
 from lmes.replay.sources import LogSources, ParallelSources, split_by_host
-from lmes.store import MigrationStore
 from logs_parsers.hosts import host_from_path
+
+if TYPE_CHECKING:
+    from lmes.replay.diagnosis import Diagnosis
+    from lmes.replay.events import Replayed
+    from lmes.store import MigrationStore
 
 STORE_BATCH = 200
 # Read buffers are split between the open files so that many files stay within memory; one is
@@ -206,6 +208,10 @@ class Replay:
     # -------------------------------------------------------------- results
 
     def _finish(self, collected: CollectedMigration) -> ReplayedMigration:
+        # loaded here, once the log readers are running (see the package docstring)
+        from lmes.replay.diagnosis import diagnose
+        from lmes.replay.events import rebuild
+
         replayed = rebuild(collected)
         self._note_wrapper_skew(replayed)
         self.count += 1
