@@ -12,7 +12,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000
+YOUNG_OBJECTS_BEFORE_COLLECTION = 100_000
 
 
 @contextmanager
