@@ -198,8 +198,13 @@ class LogReader:
             if end <= cursor or end in chatter:
                 continue
             line_start = buffer.rfind(b"\n", cursor, end - 1) + 1 or cursor
-            if self._keep_plain is not None and not self._worth_parsing(buffer[line_start:end]):
-                continue  # counted with the lines passed over
+            if self._keep_plain is not None:
+                raw = buffer[line_start:end]
+                if _is_plain_unmarked(raw):
+                    # a record begins: the one before is whole, and the caller sees it first
+                    yield from assembler.flush()
+                    if not self._keep_plain(raw):
+                        continue  # counted with the lines passed over
             start, parsed = self._head_start(buffer, line_start, end, cursor, chatter)
             skipped = buffer.count(b"\n", cursor, start)
             if skipped:
@@ -214,15 +219,6 @@ class LogReader:
         if rest:
             yield from assembler.flush()
             _filtered(rest, assembler, stats)
-
-    def _worth_parsing(self, raw: bytes | bytearray) -> bool:
-        """False for a plain line that names no instance and cannot be a marker (its message
-        begins with no word a marker begins with), if the caller does not want it."""
-        assert self._keep_plain is not None
-        if _INSTANCE_TAG in raw or not _is_plain_record(raw):
-            return True
-        first = _first_message_word(raw)
-        return first is None or first in MARKER_FIRST_WORDS or self._keep_plain(raw)
 
     def _head_start(
         self,
@@ -393,7 +389,7 @@ _PLAIN_LEVEL = re.compile(rb" (?:DEBUG|INFO|WARNING|AUDIT) ")
 _LEVEL_WITHIN_BYTES = 64
 _CONTEXT_WITHIN_BYTES = 200
 _INSTANCE_TAG = b"[instance: "
-_WORD_ENDS = frozenset(b" \t\r\n")
+_FIRST_WORD = re.compile(rb"\] +([^ \t\r\n]*)")
 
 
 def _is_plain_other_record(raw: bytes | bytearray) -> bool:
@@ -412,20 +408,20 @@ def _is_plain_record(raw: bytes | bytearray) -> bool:
     )
 
 
+def _is_plain_unmarked(raw: bytes | bytearray) -> bool:
+    """True for a bare oslo line that names no instance and cannot be a marker: its message
+    begins with no word a marker begins with."""
+    if _INSTANCE_TAG in raw or not _is_plain_record(raw):
+        return False
+    first = _first_message_word(raw)
+    return first is not None and first not in MARKER_FIRST_WORDS
+
+
 def _first_message_word(raw: bytes | bytearray) -> bytes | None:
     """The first word after a plain line's request context, or None if the context does not
     close on this line."""
-    opened = raw.find(b" [", 0, _CONTEXT_WITHIN_BYTES)
-    closed = raw.find(b"] ", opened)
-    if closed < 0:
-        return None
-    start = closed + 2
-    while raw[start : start + 1] == b" ":
-        start += 1
-    end = start
-    while end < len(raw) and raw[end] not in _WORD_ENDS:
-        end += 1
-    return bytes(raw[start:end])
+    match = _FIRST_WORD.search(raw, raw.find(b" [", 0, _CONTEXT_WITHIN_BYTES))
+    return None if match is None else match.group(1)
 
 
 def open_maybe_compressed(path: Path) -> BinaryIO:

@@ -36,7 +36,9 @@ from logs_parsers.records import Record
 STDIN_NAME = "<stdin>"
 MARKED_REQUESTS_KEPT = 100_000
 PIPE_BYTES = 1 << 20
-_REQUEST_ID = re.compile(rb"\[(?:None )?(req-[0-9a-fA-F-]{36})[ \]]")
+# The request id as the line parser reads it: the context's second token if it starts with
+# `req-` (after a global request id, `None` or `-`), else its first.
+_REQUEST_ID = re.compile(rb"\[(?:[^\s\]]+ )?(req-[^\s\]]+)")
 _CONTEXT_WITHIN_BYTES = 240
 BATCH = 1024
 OUTBOX_BATCHES = 8
