@@ -519,10 +519,8 @@ class _Builder:
         at = f.at("vifs_received_continue")
         if at is None:
             return
-        if before is not None and at >= before:
-            return
-        port = self._port_id() or "unknown"
-        self.migration.plug_vif(port, at=_not_before(at, self.migration))
+        if before is None or at < before:
+            self._plug_vif(at)
 
     def _port_event_awaited(self, started_at: datetime | None) -> None:
         """Nova 18+ waits on the source for Neutron's network-vif-plugged before it starts the
@@ -534,9 +532,11 @@ class _Builder:
         preparing = self.migration.phase_times[Status.PREPARING.value]
         for at, sighting in f.all("vif_event_received"):
             if sighting.host == f.source and preparing <= at < started_at:
-                port = self._port_id() or "unknown"
-                self.migration.plug_vif(port, at=_not_before(at, self.migration))
+                self._plug_vif(at)
                 return
+
+    def _plug_vif(self, at: datetime) -> None:
+        self.migration.plug_vif(self._port_id() or "unknown", at=_not_before(at, self.migration))
 
     def _monitor(self, ramp: list[tuple[int, int]]) -> None:
         f = self.facts
