@@ -58,3 +58,12 @@ def replay_folder(folder: Path | list[Path], **kwargs) -> list[ReplayedMigration
 @pytest.fixture
 def seed_logs() -> Path:
     return SEED
+
+
+def compute_log(folder: Path, host: str, text: str) -> Path:
+    """`text` written as `<folder>/<host>/nova-compute.log`, one folder a host, as operators
+    collect them."""
+    log = folder / host / "nova-compute.log"
+    log.parent.mkdir()
+    log.write_text(text)
+    return log

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tests.replay.conftest import SEED, replay_folder
+from tests.replay.conftest import SEED, compute_log, replay_folder
 
 SOURCE_LOG = SEED / "node-1" / "nova-compute.log"
 
@@ -69,9 +69,9 @@ def test_a_monitor_that_raised_leaves_an_error_without_rollback(tmp_path):
     """Nova >= 24 aborts the job and sets `error` at once: "too late to rollback"."""
     ctx = "[None req-5b2e0c1d-1f2a-4b3c-8d4e-5f6a7b8c9d0e admin admin - - default default]"
     vm = "[instance: 1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b]"
-    log = tmp_path / "compute-07" / "nova-compute.log"
-    log.parent.mkdir()
-    log.write_text(
+    log = compute_log(
+        tmp_path,
+        "compute-07",
         f"2024-03-05 10:21:07.004 7 DEBUG nova.compute.manager {ctx} {vm} live_migration data "
         f"is LibvirtLiveMigrateData(block_migration=False) _do_live_migration "
         f"/usr/lib/python3.9/site-packages/nova/compute/manager.py:8571\n"
@@ -83,7 +83,7 @@ def test_a_monitor_that_raised_leaves_an_error_without_rollback(tmp_path):
         f"Traceback (most recent call last):\n"
         f'  File "/usr/lib/python3.9/site-packages/nova/virt/libvirt/driver.py", line 10529, '
         f"in _live_migration\n"
-        f"libvirt.libvirtError: Requested operation is not valid: domain is not running\n"
+        f"libvirt.libvirtError: Requested operation is not valid: domain is not running\n",
     )
     [migration] = replay_folder(log)
     d = migration.diagnosis
@@ -96,15 +96,15 @@ def test_a_monitor_that_raised_leaves_an_error_without_rollback(tmp_path):
 def test_logs_that_break_nova_s_statuses_keep_what_was_consistent(tmp_path):
     ctx = "[None req-6c3f1d2e-1f2a-4b3c-8d4e-5f6a7b8c9d0e admin admin - - default default]"
     vm = "[instance: 2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d]"
-    log = tmp_path / "compute-08" / "nova-compute.log"
-    log.parent.mkdir()
-    log.write_text(
+    log = compute_log(
+        tmp_path,
+        "compute-08",
         f"2024-03-05 10:21:07.004 7 DEBUG nova.compute.manager {ctx} {vm} live_migration data "
         f"is LibvirtLiveMigrateData(block_migration=False)\n"
         f"2024-03-05 10:21:20.100 7 INFO nova.virt.libvirt.migration {ctx} {vm} Switching to "
         f"post-copy migration mode\n"
         f"2024-03-05 10:21:25.100 7 WARNING nova.virt.libvirt.driver {ctx} {vm} Migration "
-        f"operation was cancelled\n"
+        f"operation was cancelled\n",
     )
     [migration] = replay_folder(log)
     d = migration.diagnosis

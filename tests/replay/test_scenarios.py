@@ -7,7 +7,7 @@ import pytest
 from bench.make_nova_logs import write_scenario
 from lmes.replay.service import Replay, collect_logs
 from lmes.replay.sources import ParallelSources
-from tests.replay.conftest import planned, replay_folder
+from tests.replay.conftest import compute_log, planned, replay_folder
 
 A = "0a0a0a0a-1111-4111-8111-000000000001"
 B = "0b0b0b0b-2222-4222-8222-000000000002"
@@ -315,9 +315,9 @@ def test_a_failed_pre_check_in_the_conductor_ends_in_error(tmp_path):
 def test_newton_s_progress_timeout_cancels_and_is_explained(tmp_path):
     ctx = "[req-5d000001-0000-4000-8000-000000000001 admin admin - - -]"
     vm = f"[instance: {A}]"
-    log = tmp_path / "compute-11" / "nova-compute.log"
-    log.parent.mkdir()
-    log.write_text(
+    log = compute_log(
+        tmp_path,
+        "compute-11",
         f"2017-02-01 10:00:00.000 9 DEBUG nova.compute.manager {ctx} live_migration data is "
         f"LibvirtLiveMigrateData(block_migration=False)\n"
         f"2017-02-01 10:00:00.600 9 INFO nova.virt.libvirt.migration {ctx} {vm} Increasing "
@@ -327,7 +327,7 @@ def test_newton_s_progress_timeout_cancels_and_is_explained(tmp_path):
         f"2017-02-01 10:03:00.600 9 WARNING nova.virt.libvirt.migration {ctx} {vm} Live "
         f"migration stuck for 150 sec\n"
         f"2017-02-01 10:03:01.100 9 WARNING nova.virt.libvirt.driver {ctx} {vm} Migration "
-        f"operation was cancelled\n"
+        f"operation was cancelled\n",
     )
     [migration] = replay_folder(log)
     d = migration.diagnosis
@@ -340,15 +340,15 @@ def test_an_abort_while_queued_cancels_before_any_preparation(tmp_path):
     ctx = "[None req-6e000001-0000-4000-8000-000000000001 admin admin - - default default]"
     abort = "[None req-6e000002-0000-4000-8000-000000000002 admin admin - - default default]"
     vm = f"[instance: {B}]"
-    log = tmp_path / "compute-12" / "nova-compute.log"
-    log.parent.mkdir()
-    log.write_text(
+    log = compute_log(
+        tmp_path,
+        "compute-12",
         f"2024-05-06 09:00:00.000 9 DEBUG nova.compute.manager {ctx} source check data is "
         f"LibvirtLiveMigrateData(block_migration=False,instance_relative_path='{B}')\n"
         f"2024-05-06 09:00:20.000 9 DEBUG nova.compute.api {abort} {vm} Going to cancel live "
         f"migration 42\n"
         f"2024-05-06 09:00:20.300 9 INFO nova.compute.manager {ctx} {vm} Successfully cancelled "
-        f"queued live migration.\n"
+        f"queued live migration.\n",
     )
     [migration] = replay_folder(log)
     d = migration.diagnosis
@@ -361,9 +361,9 @@ def test_nova_18_s_wait_for_network_vif_plugged_is_a_phase(tmp_path):
     neutron = "[None req-7f000002-0000-4000-8000-000000000002 neutron service - - default default]"
     vm = f"[instance: {C}]"
     port = "3b1c5a2e-1111-4222-8333-944455556666"
-    log = tmp_path / "compute-13" / "nova-compute.log"
-    log.parent.mkdir()
-    log.write_text(
+    log = compute_log(
+        tmp_path,
+        "compute-13",
         f"2024-05-06 09:00:00.000 9 DEBUG nova.compute.manager {ctx} source check data is "
         f"LibvirtLiveMigrateData(block_migration=False,instance_relative_path='{C}')\n"
         f"2024-05-06 09:00:03.000 9 INFO nova.compute.manager {ctx} {vm} Took 2.50 seconds for "
@@ -379,7 +379,7 @@ def test_nova_18_s_wait_for_network_vif_plugged_is_a_phase(tmp_path):
         f"2024-05-06 09:00:20.000 9 INFO nova.virt.libvirt.driver {ctx} {vm} Migration operation "
         f"has completed\n"
         f"2024-05-06 09:00:21.000 9 INFO nova.compute.manager {ctx} {vm} Migrating instance to "
-        f"compute-14 finished successfully.\n"
+        f"compute-14 finished successfully.\n",
     )
     [migration] = replay_folder(log)
     d = migration.diagnosis

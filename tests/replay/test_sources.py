@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lmes.replay.sources import LogSources
+from tests.replay.conftest import compute_log
 
 INSTANCE = "4b2e6a8c-1d3f-4e5a-9b7c-2d4f6a8c0e1b"
 LOCAL = "req-0c000001-0000-4000-8000-000000000001"
@@ -34,9 +35,7 @@ def lines(context: str, periodic_context: str) -> str:
     ],
 )
 def test_a_plain_line_is_parsed_under_a_marked_request_only(tmp_path, context, periodic_context):
-    log = tmp_path / "compute-01" / "nova-compute.log"
-    log.parent.mkdir()
-    log.write_text(lines(context, periodic_context))
+    log = compute_log(tmp_path, "compute-01", lines(context, periodic_context))
     sources = LogSources([(0, str(log), "compute-01")], 2024, 1 << 16)
 
     messages = [sighting.record.message for *_, sighting in sources.sightings()]
