@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs lmes and everything it needs on a fresh Debian 12 machine, idempotently:
 #   - Debian packages: libvirt and QEMU for the lab of real hosts, libvirt-dev to build the
-#     Python binding, gcc to build the lab's guest kernel, PostgreSQL for the shared store's
-#     tests, Chromium to check the HTML report;
+#     Python binding, gcc to build the lab's guest kernel and (with python3-dev) the log
+#     reader's compiled scan, PostgreSQL for the shared store's tests, Chromium to check the
+#     HTML report;
 #   - a virtual environment in .venv with lmes (editable) and its libvirt, notebook and dev extras.
 # Run as root (or with sudo available). Safe to run again: it only installs what is missing.
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  libvirt-dev pkg-config gcc libc6-dev binutils iproute2 util-linux
+  libvirt-dev pkg-config gcc libc6-dev python3-dev binutils iproute2 util-linux
   postgresql chromium python3-venv
 )
 
@@ -32,7 +33,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.lmes-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# pip builds the log reader's compiled scan (setup.py) in place, so its source counts too
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+  || [ logs_parsers/_linescan.c -nt "$stamp" ]; then
   echo "install: Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
   .venv/bin/python -m pip install -q -e ".[libvirt,notebooks,sweep,dev]"

@@ -188,13 +188,16 @@ class LogReader:
     def _scan_buffer(
         self, buffer: bytes | bytearray, limit: int, assembler: _Assembler, stats: FileStats
     ) -> Iterator[Record]:
-        """Handle `buffer[:limit]`, whole lines ending with a newline."""
-        relevant, unchanged = _LINES.line_ends(buffer, limit)
-        chatter = _chatter(buffer, unchanged)
+        """Handle `buffer[:limit]`, whole lines ending with a newline. Every line before
+        `cursor` has been counted, so the lines passed over come from the line numbers the
+        scan gives (`assembler.line_number - first` is the cursor's line in the buffer)."""
+        line_ends, (relevant, unchanged) = _LINES.scan(buffer, limit)
+        chatter = _chatter(buffer, unchanged.ends)
+        first = assembler.line_number
         cursor = 0
         if assembler.pending is not None:
             cursor = yield from self._follow(buffer, 0, limit, assembler, stats, chatter)
-        for end in relevant:
+        for end, number in zip(*relevant, strict=True):
             if end <= cursor or end in chatter:
                 continue
             line_start = buffer.rfind(b"\n", cursor, end - 1) + 1 or cursor
@@ -205,8 +208,8 @@ class LogReader:
                     yield from assembler.flush()
                     if not self._keep_plain(raw):
                         continue  # counted with the lines passed over
-            start, parsed = self._head_start(buffer, line_start, end, cursor, chatter)
-            skipped = buffer.count(b"\n", cursor, start)
+            start, parsed, above = self._head_start(buffer, line_start, end, cursor, chatter)
+            skipped = first + number - above - assembler.line_number
             if skipped:
                 yield from assembler.flush()
                 _filtered(skipped, assembler, stats)
@@ -215,7 +218,7 @@ class LogReader:
             cursor = yield from self._follow(
                 buffer, buffer.find(b"\n", start) + 1, limit, assembler, stats, chatter
             )
-        rest = buffer.count(b"\n", cursor, limit)
+        rest = first + line_ends - assembler.line_number
         if rest:
             yield from assembler.flush()
             _filtered(rest, assembler, stats)
@@ -227,24 +230,24 @@ class LogReader:
         end: int,
         floor: int,
         chatter: frozenset[int],
-    ) -> tuple[int, ParsedLine]:
-        """The line that starts the record a relevant line belongs to, with that line parsed:
-        the line itself, or, for a line inside a traceback, the record line above it (the
-        monitor's chatter passed over)."""
+    ) -> tuple[int, ParsedLine, int]:
+        """The line that starts the record a relevant line belongs to, with that line parsed
+        and how many lines above the relevant one it is: the line itself, or, for a line inside
+        a traceback, the record line above it (the monitor's chatter passed over)."""
         parsed = self._parse_raw(buffer[start:end])
         if parsed.kind is LineKind.HEAD:
-            return start, parsed
+            return start, parsed, 0
         above = start
-        for _ in range(_WALK_BACK_LINES):
+        for walked in range(1, _WALK_BACK_LINES + 1):
             if above <= floor:
                 break
             previous = max(buffer.rfind(b"\n", floor, above - 1) + 1, floor)
             if above not in chatter:
                 previous_parsed = self._parse_raw(buffer[previous:above])
                 if previous_parsed.kind is LineKind.HEAD:
-                    return previous, previous_parsed
+                    return previous, previous_parsed, walked
             above = previous
-        return start, parsed
+        return start, parsed, 0
 
     def _follow(
         self,
