@@ -29,7 +29,7 @@ from lmes.errors import UserError
 from lmes.replay.clock import WrapperOffsets
 from lmes.replay.collection import rare_collections
 from lmes.replay.grouping import Sighting
-from logs_parsers.nova_catalogue import recognise
+from logs_parsers.nova_catalogue import Marker, recognise
 from logs_parsers.reader import LogReader, open_maybe_compressed
 from logs_parsers.records import Record
 
@@ -45,6 +45,8 @@ OUTBOX_BATCHES = 8
 _STEPS_LIST_PREFIX = "Current "
 
 _RECORD_VALUES = attrgetter(*(f.name for f in dataclasses.fields(Record)))
+_as_marker = tuple.__new__
+"""A marker from its values as a plain tuple (what `Marker._make` does, without its checks)."""
 
 # (time, file order, line): how sightings are merged; the order breaks ties deterministically.
 Keyed = tuple[datetime, int, int, Sighting]
@@ -257,13 +259,24 @@ def _post(outbox: queue.Queue[tuple[Any, ...] | None], sender: Any) -> None:
 
 def _pack(item: Keyed) -> tuple[Any, ...]:
     """A sighting as plain values, every field in order: pickle rebuilds slotted dataclasses
-    slowly, tuples fast, and positional arguments rebuild them fastest (a marker is a tuple)."""
+    slowly, tuples fast, and positional arguments rebuild them fastest. A marker goes as a
+    plain tuple: pickling a named tuple calls back into Python for each one."""
     at, order, line, sighting = item
-    return at, order, line, sighting.host, _RECORD_VALUES(sighting.record), sighting.marker
+    marker = sighting.marker
+    return (
+        at,
+        order,
+        line,
+        sighting.host,
+        _RECORD_VALUES(sighting.record),
+        None if marker is None else tuple(marker),
+    )
 
 
 def _unpack(packed: tuple[Any, ...]) -> Keyed:
     at, order, line, host, values, marker = packed
+    if marker is not None:
+        marker = _as_marker(Marker, marker)
     return at, order, line, Sighting(at, host, Record(*values), marker)
 
 
