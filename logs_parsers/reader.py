@@ -154,49 +154,47 @@ class LogReader:
         and the kernel's copy into it then runs several times slower (the stores and the loads
         that follow them fall on the same offsets within pages, which the processor takes
         for a dependency between them)."""
-        with mmap.mmap(-1, self._chunk_bytes) as buffer:
-            yield from self._read_into(buffer, stream, assembler, stats)
-
-    def _read_into(
-        self, buffer: mmap.mmap, stream: BinaryIO, assembler: _Assembler, stats: FileStats
-    ) -> Iterator[Record]:
-        kept = 0
-        while True:
-            if kept:
-                with memoryview(buffer) as view:
-                    received = stream.readinto(view[kept:]) or 0
-            else:  # the buffer itself: a stream may then work in it in place
-                received = stream.readinto(buffer) or 0
-            stats.bytes_read += received
-            size = kept + received
-            if received == 0:
+        buffer = mmap.mmap(-1, self._chunk_bytes)
+        try:
+            kept = 0
+            while True:
                 if kept:
-                    final = bytes(buffer[:kept])
-                    final += b"" if final.endswith(b"\n") else b"\n"
-                    yield from self._scan_buffer(final, len(final), assembler, stats)
-                return
-            end = buffer.rfind(b"\n", kept, size) + 1  # the kept part holds no line end
-            if end == 0:
-                kept = size
-                if size < len(buffer):
+                    with memoryview(buffer) as view:
+                        received = stream.readinto(view[kept:]) or 0
+                else:  # the buffer itself: a stream may then work in it in place
+                    received = stream.readinto(buffer) or 0
+                stats.bytes_read += received
+                size = kept + received
+                if received == 0:
+                    if kept:
+                        final = buffer[:kept]
+                        final += b"" if final.endswith(b"\n") else b"\n"
+                        yield from self._scan_buffer(final, len(final), assembler, stats)
+                    return
+                end = buffer.rfind(b"\n", kept, size) + 1  # the kept part holds no line end
+                if end == 0:
+                    kept = size
+                    if size < len(buffer):
+                        continue
+                    if size < _MAX_LINE_BYTES:
+                        buffer = _grown(buffer)  # a line longer than the buffer
+                        continue
+                    # No line end in a whole megabyte (binary data): scan it as one line.
+                    whole = buffer[:size] + b"\n"
+                    yield from self._scan_buffer(whole, len(whole), assembler, stats)
+                    kept = 0
                     continue
-                if size < _MAX_LINE_BYTES:
-                    buffer.resize(2 * len(buffer))  # a line longer than the buffer
+                end = _before_last_ramp(buffer, end)
+                if end == 0:  # a lone ramp line: read on
+                    kept = size
+                    if size == len(buffer):
+                        buffer = _grown(buffer)
                     continue
-                # No line end in a whole megabyte (binary data): scan it as one line.
-                whole = bytes(buffer[:size]) + b"\n"
-                yield from self._scan_buffer(whole, len(whole), assembler, stats)
-                kept = 0
-                continue
-            end = _before_last_ramp(buffer, end)
-            if end == 0:  # a lone ramp line: read on
-                kept = size
-                if size == len(buffer):
-                    buffer.resize(2 * len(buffer))
-                continue
-            yield from self._scan_buffer(buffer, end, assembler, stats)
-            kept = size - end
-            buffer[:kept] = buffer[end:size]
+                yield from self._scan_buffer(buffer, end, assembler, stats)
+                kept = size - end
+                buffer[:kept] = buffer[end:size]
+        finally:
+            buffer.close()
 
     def _scan_buffer(
         self, buffer: Buffer, limit: int, assembler: _Assembler, stats: FileStats
@@ -317,6 +315,15 @@ def _chatter(buffer: Buffer, unchanged: list[int]) -> frozenset[int]:
         if ramp >= 0 and buffer[after : after + 1].isdigit():
             dropped.add(start)
     return frozenset(dropped)
+
+
+def _grown(buffer: mmap.mmap) -> mmap.mmap:
+    """A buffer twice the size holding the same bytes (a new map: growing an anonymous map in
+    place is not portable)."""
+    grown = mmap.mmap(-1, 2 * len(buffer))
+    grown[: len(buffer)] = buffer[:]
+    buffer.close()
+    return grown
 
 
 def _before_last_ramp(buffer: Buffer, end: int) -> int:

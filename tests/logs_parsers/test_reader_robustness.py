@@ -273,3 +273,23 @@ def test_a_compressed_file_cut_short_keeps_what_was_read_and_says_why(tmp_path, 
     assert stats.read_error.startswith("EOFError")
     assert records and stats.records == len(records)
     assert reader.stats.total.read_error is None  # totals sum the counts only
+
+
+@pytest.mark.parametrize("chunk_bytes", [4096, 512 << 10])
+def test_lines_longer_than_the_read_buffer_are_read_as_the_full_path_reads_them(chunk_bytes):
+    # a marker longer than the buffer (which grows for it), then more than a megabyte without a
+    # line end (read in pieces of a megabyte, each counted as a line), then a marker again
+    long_marker = GOOD[:-1] + b" " + b"x" * (chunk_bytes + 1000) + b"\n"
+    binary = bytes([1, 2, 3]) * ((1 << 20) // 3 + 100) + b"\n"
+    payload = GOOD + long_marker + binary + GOOD
+
+    records, stats = read_bytes(payload, only_relevant=True, chunk_bytes=chunk_bytes)
+    full_records, full_stats = read_bytes(payload)
+
+    assert [(r.line_number, r.message) for r in records] == [
+        (r.line_number, r.message) for r in full_records if "Lifecycle" in r.message
+    ]
+    assert [r.line_number for r in records] == [1, 2, 5]
+    assert stats.lines_read == full_stats.lines_read == 5
+    assert balance(stats) == stats.lines_read
+    assert stats.bytes_read == len(payload)
