@@ -193,8 +193,8 @@ avx2_total(__m256i counts)
  * which is rare: the anchors of every needle are compared first, the needles themselves only
  * where their anchors match. Sets `*reached` to where it stopped; returns the line ends before
  * it, or the verdict that stopped it (-1 or -2, as `search`). */
-#define DEFINE_BLOCKS(name, attributes, vector, width, load, broadcast, equal, both, mask,     \
-                      minus, zero, total)                                                     \
+#define DEFINE_BLOCKS(name, attributes, vector, width, load, broadcast, equal, both, either,   \
+                      mask, minus, zero, total)                                               \
     static attributes Py_ssize_t name(const LineNeedles *self, const unsigned char *buffer,   \
                                       Py_ssize_t limit, on_found found, void *state,          \
                                       Py_ssize_t *reached)                                    \
@@ -214,11 +214,12 @@ avx2_total(__m256i counts)
         for (; at + width + self->reach <= limit; at += width) {                              \
             const unsigned char *block = buffer + at;                                         \
             vector ends = equal(load(block), line_end);                                       \
-            unsigned int candidates = 0;                                                      \
+            vector anchored = zero();                                                         \
             for (Py_ssize_t n = 0; n < count; n++)                                            \
-                candidates |= (unsigned int)mask(                                             \
-                    both(equal(load(block + needles[n].first), firsts[n]),                    \
-                         equal(load(block + needles[n].second), seconds[n])));                \
+                anchored = either(anchored,                                                   \
+                                  both(equal(load(block + needles[n].first), firsts[n]),      \
+                                       equal(load(block + needles[n].second), seconds[n])));  \
+            unsigned int candidates = (unsigned int)mask(anchored);                           \
             if (candidates) {                                                                 \
                 Py_ssize_t before = lines + total(pending);                                   \
                 unsigned int end_bits = (unsigned int)mask(ends);                             \
@@ -248,11 +249,12 @@ avx2_total(__m256i counts)
 
 #define SSE2_LOAD(at) _mm_loadu_si128((const __m128i *)(at))
 DEFINE_BLOCKS(sse2_blocks, , __m128i, 16, SSE2_LOAD, _mm_set1_epi8, _mm_cmpeq_epi8,
-              _mm_and_si128, _mm_movemask_epi8, _mm_sub_epi8, _mm_setzero_si128, sse2_total)
+              _mm_and_si128, _mm_or_si128, _mm_movemask_epi8, _mm_sub_epi8, _mm_setzero_si128,
+              sse2_total)
 #define AVX2_LOAD(at) _mm256_loadu_si256((const __m256i *)(at))
 DEFINE_BLOCKS(avx2_blocks, __attribute__((target("avx2"))), __m256i, 32, AVX2_LOAD,
-              _mm256_set1_epi8, _mm256_cmpeq_epi8, _mm256_and_si256, _mm256_movemask_epi8,
-              _mm256_sub_epi8, _mm256_setzero_si256, avx2_total)
+              _mm256_set1_epi8, _mm256_cmpeq_epi8, _mm256_and_si256, _mm256_or_si256,
+              _mm256_movemask_epi8, _mm256_sub_epi8, _mm256_setzero_si256, avx2_total)
 
 typedef Py_ssize_t (*blocks_scan)(const LineNeedles *, const unsigned char *, Py_ssize_t,
                                   on_found, void *, Py_ssize_t *);
