@@ -328,14 +328,14 @@ stop_at_first(void *state, Py_ssize_t group, Py_ssize_t position, Py_ssize_t lin
 static int
 buffer_and_limit(PyObject *args, Py_buffer *view, Py_ssize_t *limit)
 {
-    *limit = -1;
+    *limit = PY_SSIZE_T_MIN; /* not given: the whole buffer */
     if (!PyArg_ParseTuple(args, "y*|n", view, limit))
         return -1;
-    if (*limit < 0)
+    if (*limit == PY_SSIZE_T_MIN)
         *limit = view->len;
-    if (*limit > view->len) {
+    if (*limit < 0 || *limit > view->len) {
         PyBuffer_Release(view);
-        PyErr_SetString(PyExc_ValueError, "limit is beyond the buffer's end");
+        PyErr_SetString(PyExc_ValueError, "limit is beyond the buffer's ends");
         return -1;
     }
     return 0;

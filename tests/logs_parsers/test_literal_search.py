@@ -86,6 +86,7 @@ def test_needles_must_be_bytes_of_one_line(needles: tuple[bytes, ...]) -> None:
         LiteralSearch(needles)
 
 
-def test_a_limit_beyond_the_buffer_is_refused() -> None:
+@pytest.mark.parametrize("limit", [5, -1])
+def test_a_limit_beyond_the_buffer_is_refused(limit: int) -> None:
     with pytest.raises(ValueError, match="beyond"):
-        LineSearch(GROUPS).scan(b"abc\n", 5)
+        LineSearch(GROUPS).scan(b"abc\n", limit)
