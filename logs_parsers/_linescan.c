@@ -258,8 +258,37 @@ DEFINE_BLOCKS(avx2_blocks, __attribute__((target("avx2"))), __m256i, 32, AVX2_LO
 
 typedef Py_ssize_t (*blocks_scan)(const LineNeedles *, const unsigned char *, Py_ssize_t,
                                   on_found, void *, Py_ssize_t *);
-static blocks_scan scan_blocks = sse2_blocks; /* avx2_blocks where the processor has it */
+static blocks_scan scan_blocks = NULL; /* NULL: the byte loop alone */
 #endif
+
+static const char *way_in_use = "bytes";
+
+/* Scan whole blocks the way named: "avx2", "sse2" or "bytes" (the byte loop alone, as on
+ * processors with neither); -1 if this processor cannot. */
+static int
+choose_way(const char *way)
+{
+    if (strcmp(way, "bytes") == 0) {
+#ifdef VECTORS
+        scan_blocks = NULL;
+#endif
+        way_in_use = "bytes";
+        return 0;
+    }
+#ifdef VECTORS
+    if (strcmp(way, "sse2") == 0) {
+        scan_blocks = sse2_blocks;
+        way_in_use = "sse2";
+        return 0;
+    }
+    if (strcmp(way, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
+        scan_blocks = avx2_blocks;
+        way_in_use = "avx2";
+        return 0;
+    }
+#endif
+    return -1;
+}
 
 /* Visit every needle occurrence in buffer[:limit], in order of position; returns the number of
  * line ends in it, or -1 (an error in `found`) / -2 (stopped by `found`). */
@@ -270,9 +299,11 @@ search(const LineNeedles *self, const unsigned char *buffer, Py_ssize_t limit, o
     Py_ssize_t at = 0;
     Py_ssize_t lines = 0;
 #ifdef VECTORS
-    lines = scan_blocks(self, buffer, limit, found, state, &at);
-    if (lines < 0)
-        return lines;
+    if (scan_blocks != NULL) {
+        lines = scan_blocks(self, buffer, limit, found, state, &at);
+        if (lines < 0)
+            return lines;
+    }
 #endif
     for (; at < limit; at++) {
         int verdict = report_at(self, buffer, at, limit, lines, found, state);
@@ -441,9 +472,9 @@ linescan_exec(PyObject *module)
 {
 #ifdef VECTORS
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2"))
-        scan_blocks = avx2_blocks;
 #endif
+    if (choose_way("avx2") < 0 && choose_way("sse2") < 0)
+        choose_way("bytes");
     PyObject *type = PyType_FromModuleAndSpec(module, &LineNeedles_spec, NULL);
     if (type == NULL)
         return -1;
@@ -451,6 +482,33 @@ linescan_exec(PyObject *module)
     Py_DECREF(type);
     return result;
 }
+
+PyDoc_STRVAR(use_doc,
+"use(way=None) -> str\n\n"
+"The way whole blocks are scanned: 'avx2', 'sse2' or 'bytes' (the byte loop alone, as on\n"
+"processors with neither). Every way gives the same answers; the fastest this processor has\n"
+"is chosen on import. Sets the way when given (ValueError if this processor cannot) and\n"
+"returns the one used before: tests check each way.");
+
+static PyObject *
+linescan_use(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *way = NULL;
+    if (!PyArg_ParseTuple(args, "|z", &way))
+        return NULL;
+    const char *before = way_in_use;
+    if (way != NULL && choose_way(way) < 0) {
+        PyErr_Format(PyExc_ValueError, "this processor cannot scan by %s", way);
+        return NULL;
+    }
+    return PyUnicode_FromString(before);
+}
+
+static PyMethodDef linescan_methods[] = {
+    {"use", linescan_use, METH_VARARGS, use_doc},
+    {NULL, NULL, 0, NULL},
+};
 
 static PyModuleDef_Slot linescan_slots[] = {
     {Py_mod_exec, linescan_exec},
@@ -462,6 +520,7 @@ static struct PyModuleDef linescan_module = {
     .m_name = "logs_parsers._linescan",
     .m_doc = "Finding the lines that hold a needle, and counting lines, in one pass.",
     .m_size = 0,
+    .m_methods = linescan_methods,
     .m_slots = linescan_slots,
 };
 

@@ -1,12 +1,39 @@
-"""The compiled scan gives the answers plain `bytes` operations give, on logs and on any bytes."""
+"""The compiled scan gives the answers plain `bytes` operations give, on logs and on any bytes,
+whichever way this processor scans (vectors of 32 or 16 bytes, or the byte loop alone)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logs_parsers import _linescan
 from logs_parsers.literal_search import LineSearch, LinesFound, LiteralSearch
+
+CHOSEN_ON_IMPORT = _linescan.use()
+
+
+def _ways() -> list[str]:
+    chosen = _linescan.use()
+    ways = []
+    for way in ("avx2", "sse2", "bytes"):
+        try:
+            _linescan.use(way)
+        except ValueError:
+            continue
+        ways.append(way)
+    _linescan.use(chosen)
+    return ways
+
+
+@pytest.fixture(autouse=True, params=_ways())
+def way(request: pytest.FixtureRequest) -> Iterator[str]:
+    before = _linescan.use(request.param)
+    yield request.param
+    _linescan.use(before)
+
 
 NEEDLES = (b"igrat", b" downtime to ", b"Lifecycle Event", b"a.b")
 LOG = (
@@ -90,3 +117,11 @@ def test_needles_must_be_bytes_of_one_line(needles: tuple[bytes, ...]) -> None:
 def test_a_limit_beyond_the_buffer_is_refused(limit: int) -> None:
     with pytest.raises(ValueError, match="beyond"):
         LineSearch(GROUPS).scan(b"abc\n", limit)
+
+
+def test_the_fastest_way_is_chosen_on_import_and_unknown_ways_are_refused(way: str) -> None:
+    assert _ways()[0] == CHOSEN_ON_IMPORT
+    assert _linescan.use() == way
+    with pytest.raises(ValueError, match="cannot scan by"):
+        _linescan.use("abacus")
+    assert _linescan.use() == way
