@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,9 @@ HEAD_BYTES = 64 << 10
 # Below this many migrations left when the logs end, forking a process to share their
 # rebuilding costs more than it saves.
 SHARED_FINISH_FROM = 64
+# The share of them this process finishes itself: the helper's share costs this process a
+# fraction of its own (taking its diagnoses in), so this process keeps a little over a third.
+HELD_KEPT_HERE = 0.375
 _DATED = re.compile(rb"\b(20\d\d)-[01]\d-[0-3]\d[ T][0-2]\d:")
 
 
@@ -59,13 +63,31 @@ class StoreResult:
     NOT_STORED = "not stored"
 
 
-@dataclass
 class ReplayedMigration:
-    """One migration out of the logs: its stream, its diagnosis, what the store did with it."""
+    """One migration out of the logs: its stream, its diagnosis, what the store did with it.
 
-    replayed: Replayed
-    diagnosis: Diagnosis
-    stored: str = StoreResult.NOT_STORED
+    A migration rebuilt in another process (`Replay._finish_held`) comes back as its diagnosis,
+    and its stream is rebuilt here when first asked for (rebuilding gives the same stream every
+    time): most callers want only the diagnosis, and sending a stream's events between
+    processes costs most of what rebuilding it does."""
+
+    __slots__ = ("_replayed", "diagnosis", "stored")
+
+    def __init__(
+        self,
+        replayed: Replayed | Callable[[], Replayed],
+        diagnosis: Diagnosis,
+        stored: str = StoreResult.NOT_STORED,
+    ) -> None:
+        self._replayed = replayed
+        self.diagnosis = diagnosis
+        self.stored = stored
+
+    @property
+    def replayed(self) -> Replayed:
+        if callable(self._replayed):
+            self._replayed = self._replayed()
+        return self._replayed
 
 
 @dataclass
@@ -210,10 +232,8 @@ class Replay:
     def _finish(self, collected: CollectedMigration) -> ReplayedMigration:
         # loaded here, once the log readers are running (see the package docstring)
         from lmes.replay.diagnosis import diagnose
-        from lmes.replay.events import rebuild
 
-        replayed = rebuild(collected)
-        self._note_wrapper_skew(replayed)
+        replayed = self._replayed(collected)
         self.count += 1
         result = ReplayedMigration(
             replayed=replayed, diagnosis=diagnose(replayed.migration, replayed.events)
@@ -222,10 +242,19 @@ class Replay:
             result.stored = self._store(replayed)
         return result
 
+    def _replayed(self, collected: CollectedMigration) -> Replayed:
+        from lmes.replay.events import rebuild
+
+        replayed = rebuild(collected)
+        self._note_wrapper_skew(replayed)
+        return replayed
+
     def _finish_held(self, held: list[CollectedMigration]) -> Iterator[ReplayedMigration]:
         """The migrations still held when the logs end, in order. Reading is over then, so the
-        worker processes' CPUs are idle: without a store, a forked process rebuilds the later
-        half while this one rebuilds the earlier half, instead of this one doing it all."""
+        worker processes' CPUs are idle: without a store, a forked process diagnoses the later
+        ones while this one finishes the earlier ones, instead of this one doing it all. This
+        one also takes the helper's diagnoses in (and its caller reports on them), so it keeps
+        the smaller share (`HELD_KEPT_HERE`)."""
         if (
             not isinstance(self.sources, ParallelSources)
             or self.store is not None
@@ -235,11 +264,11 @@ class Replay:
             for collected in held:
                 yield self._finish(collected)
             return
-        split = (len(held) + 1) // 2
+        split = round(len(held) * HELD_KEPT_HERE)
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
         helper = context.Process(
-            target=self._finish_elsewhere, args=(held[split:], sender), daemon=True
+            target=self._diagnose_elsewhere, args=(held[split:], sender), daemon=True
         )
         helper.start()
         sender.close()
@@ -247,22 +276,27 @@ class Replay:
             for collected in held[:split]:
                 yield self._finish(collected)
             with receiver:
-                for _ in held[split:]:
+                for collected in held[split:]:
                     try:
-                        result = receiver.recv()
+                        diagnosis = receiver.recv()
                     except EOFError:
                         raise RuntimeError("a rebuilding process stopped without a word") from None
                     self.count += 1
-                    yield result
+                    yield ReplayedMigration(
+                        replayed=partial(self._replayed, collected), diagnosis=diagnosis
+                    )
         finally:
             if helper.is_alive():
                 helper.terminate()
             helper.join()
 
-    def _finish_elsewhere(self, held: list[CollectedMigration], sender: Any) -> None:
+    def _diagnose_elsewhere(self, held: list[CollectedMigration], sender: Any) -> None:
+        from lmes.replay.diagnosis import diagnose
+
         with sender:
             for collected in held:
-                sender.send(self._finish(collected))
+                replayed = self._replayed(collected)
+                sender.send(diagnose(replayed.migration, replayed.events))
 
     def _note_wrapper_skew(self, replayed: Replayed) -> None:
         """A syslog clock hours away from oslo's is worth saying, though oslo's time is used."""
