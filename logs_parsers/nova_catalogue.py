@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -142,7 +143,8 @@ class Marker(NamedTuple):
     max_attempts: int | None = None
 
 
-_MARKER_FIELDS = frozenset(Marker._fields)
+_FIELD_INDEX = {name: index for index, name in enumerate(Marker._fields)}
+_HOST = _FIELD_INDEX["host"]
 
 _FINISHED: dict[str, object] = {"data": "finished"}
 
@@ -410,12 +412,72 @@ def _first_word(text: str) -> str:
     return text if space < 0 else text[:space]
 
 
-def _build_dispatch() -> dict[str, list[tuple[str, re.Pattern[str], dict[str, object]]]]:
-    dispatch: dict[str, list[tuple[str, re.Pattern[str], dict[str, object]]]] = {}
+def _reader(name: str) -> Callable[[str], object]:
+    """How the text a template's `%(name)…` matched is read into its marker field."""
+    if name == "steps":
+        return _parse_steps
+    if name == "downtime_ms":
+        return _downtime_ms
+    if name in ("elapsed_s", "duration_s"):
+        return float
+    if name.endswith(("_bytes", "_percent", "_ms", "_mib_s")) or name in (
+        "job_type",
+        "attempt",
+        "max_attempts",
+    ):
+        return int
+    return str
+
+
+def _downtime_ms(raw: str) -> int | None:
+    """Some releases log a downtime that is not a number (`None`): no value then."""
+    return int(raw) if raw.lstrip("-").isdigit() else None
+
+
+@lru_cache(maxsize=64)
+def _parse_steps(raw: str) -> tuple[tuple[int, int], ...] | None:
+    """Nova logs the ramp as a Python list of (seconds, ms) tuples; a generator object's repr
+    (`<generator object ...>`) or anything else is not a list and gives None. Cached: the
+    migrations of one deployment log the same ramp."""
+    if not _STEP_LIST.fullmatch(raw):
+        return None
+    try:
+        steps = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    return tuple((int(seconds), int(ms)) for seconds, ms in steps)
+
+
+class _Template(NamedTuple):
+    """One catalogue entry, ready to match: what its marker holds before the message's numbers
+    are read in (`fields`, in `Marker`'s order), and for each group of its regex the field it
+    fills and how its text is read."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    fields: tuple[object, ...]
+    groups: tuple[tuple[str, int, Callable[[str], object]], ...]
+
+
+def _template(kind: str, template: str, constants: dict[str, object]) -> _Template:
+    pattern = template_regex(template)
+    fields: list[object] = [None] * len(Marker._fields)
+    fields[_FIELD_INDEX["kind"]] = kind
+    for name, value in constants.items():
+        if name in _FIELD_INDEX:
+            fields[_FIELD_INDEX[name]] = value
+    groups = tuple(
+        (name, _FIELD_INDEX[name], _reader(name))
+        for name in pattern.groupindex
+        if name in _FIELD_INDEX
+    )
+    return _Template(kind, pattern, tuple(fields), groups)
+
+
+def _build_dispatch() -> dict[str, list[_Template]]:
+    dispatch: dict[str, list[_Template]] = {}
     for kind, template, constants in _CATALOGUE:
-        dispatch.setdefault(_first_word(template), []).append(
-            (kind, template_regex(template), constants)
-        )
+        dispatch.setdefault(_first_word(template), []).append(_template(kind, template, constants))
     return dispatch
 
 
@@ -462,53 +524,24 @@ def recognise(message: str) -> Marker | None:
     candidates = _DISPATCH.get(_first_word(text))
     if candidates is None:
         return None
-    for kind, pattern, constants in candidates:
-        match = pattern.match(text)
+    for template in candidates:
+        match = template.pattern.match(text)
         if match is None:
             continue
-        values: dict[str, object] = dict(constants)
-        for name, raw in match.groupdict().items():
+        fields = list(template.fields)
+        for name, index, read in template.groups:
+            raw = match.group(name)
             if raw is not None:
-                values[name] = _convert(name, raw.strip())
-        return _refine(kind, values)
+                fields[index] = read(raw.strip())
+        return _refine(template.kind, fields)
     return None
 
 
-def _convert(name: str, raw: str) -> object:
-    if name == "steps":
-        return _parse_steps(raw)
-    if name == "downtime_ms" and not raw.lstrip("-").isdigit():
-        return None
-    if name in ("elapsed_s", "duration_s"):
-        return float(raw)
-    if name.endswith(("_bytes", "_percent", "_ms", "_mib_s")) or name in (
-        "job_type",
-        "attempt",
-        "max_attempts",
-    ):
-        return int(raw)
-    return raw
-
-
-@lru_cache(maxsize=64)
-def _parse_steps(raw: str) -> tuple[tuple[int, int], ...] | None:
-    """Nova logs the ramp as a Python list of (seconds, ms) tuples; a generator object's repr
-    (`<generator object ...>`) or anything else is not a list and gives None. Cached: the
-    migrations of one deployment log the same ramp."""
-    if not _STEP_LIST.fullmatch(raw):
-        return None
-    try:
-        steps = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return None
-    return tuple((int(seconds), int(ms)) for seconds, ms in steps)
-
-
-def _refine(kind: str, values: dict[str, object]) -> Marker:
-    host = values.get("host")
+def _refine(kind: str, fields: list[object]) -> Marker:
+    host = fields[_HOST]
     if kind == "api_accepted" and host == "another host":
-        values["host"] = None
+        fields[_HOST] = None
     elif kind == "scheduler_selected" and isinstance(host, str):
         inner = _SELECTED_HOST.search(host)
-        values["host"] = inner.group("host") if inner else host.split()[0]
-    return Marker(kind=kind, **{k: v for k, v in values.items() if k in _MARKER_FIELDS})
+        fields[_HOST] = inner.group("host") if inner else host.split()[0]
+    return Marker._make(fields)
