@@ -55,7 +55,7 @@ _CHUNK_BYTES = 512 << 10
 """Every pass over a chunk (the search, the line counts, the parsing around hits) runs while it
 is in the CPU's cache: a quarter less CPU than with chunks of megabytes."""
 _STDIN_NAME = "<stdin>"
-Buffer = bytes | bytearray | mmap.mmap
+_Buffer = bytes | bytearray | mmap.mmap
 _LINES = LineSearch((RELEVANT_NEEDLES, (MONITOR_UNCHANGED,)))
 
 
@@ -197,7 +197,7 @@ class LogReader:
             buffer.close()
 
     def _scan_buffer(
-        self, buffer: Buffer, limit: int, assembler: _Assembler, stats: FileStats
+        self, buffer: _Buffer, limit: int, assembler: _Assembler, stats: FileStats
     ) -> Iterator[Record]:
         """Handle `buffer[:limit]`, whole lines ending with a newline. Every line before
         `cursor` has been counted, so the lines passed over come from the line numbers the
@@ -236,7 +236,7 @@ class LogReader:
 
     def _head_start(
         self,
-        buffer: Buffer,
+        buffer: _Buffer,
         start: int,
         end: int,
         floor: int,
@@ -262,7 +262,7 @@ class LogReader:
 
     def _follow(
         self,
-        buffer: Buffer,
+        buffer: _Buffer,
         cursor: int,
         limit: int,
         assembler: _Assembler,
@@ -301,7 +301,7 @@ def _filtered(count: int, assembler: _Assembler, stats: FileStats) -> None:
     assembler.line_number += count
 
 
-def _chatter(buffer: Buffer, unchanged: list[int]) -> frozenset[int]:
+def _chatter(buffer: _Buffer, unchanged: list[int]) -> frozenset[int]:
     """The ends of the monitor's chatter lines: each unchanged-downtime line and the repeated
     ramp line right before it (not the first, `Current None`, which lists the ramp)."""
     if not unchanged:
@@ -326,7 +326,7 @@ def _grown(buffer: mmap.mmap) -> mmap.mmap:
     return grown
 
 
-def _before_last_ramp(buffer: Buffer, end: int) -> int:
+def _before_last_ramp(buffer: _Buffer, end: int) -> int:
     """Where to stop in `buffer[:end]` (whole lines): before the last line if it is a monitor
     ramp line, whose fate the line after it decides (0 when it is the only line)."""
     last = buffer.rfind(b"\n", 0, end - 1) + 1
