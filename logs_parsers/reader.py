@@ -52,8 +52,8 @@ _MAX_LINE_BYTES = 1 << 20
 """Longer lines (binary files without line ends) are read in pieces of this size, each counted
 as a line, so that memory stays flat."""
 _CHUNK_BYTES = 512 << 10
-"""Every pass over a chunk (the search, the line counts, the parsing around hits) runs while it
-is in the CPU's cache: a quarter less CPU than with chunks of megabytes."""
+"""Every pass over a chunk (the scan for needles and line ends, the parsing around hits) runs
+while it is in the CPU's cache."""
 _STDIN_NAME = "<stdin>"
 _Buffer = bytes | bytearray | mmap.mmap
 _LINES = LineSearch((RELEVANT_NEEDLES, (MONITOR_UNCHANGED,)))

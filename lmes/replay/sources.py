@@ -45,8 +45,6 @@ OUTBOX_BATCHES = 8
 _STEPS_LIST_PREFIX = "Current "
 
 _RECORD_VALUES = attrgetter(*(f.name for f in dataclasses.fields(Record)))
-_as_marker = tuple.__new__
-"""A marker from its values as a plain tuple (what `Marker._make` does, without its checks)."""
 
 # (time, file order, line): how sightings are merged; the order breaks ties deterministically.
 Keyed = tuple[datetime, int, int, Sighting]
@@ -276,7 +274,7 @@ def _pack(item: Keyed) -> tuple[Any, ...]:
 def _unpack(packed: tuple[Any, ...]) -> Keyed:
     at, order, line, host, values, marker = packed
     if marker is not None:
-        marker = _as_marker(Marker, marker)
+        marker = Marker._make(marker)
     return at, order, line, Sighting(at, host, Record(*values), marker)
 
 
